@@ -1,0 +1,173 @@
+"""Opening the SQLite cache: pragmas, numbered migrations, schema-version checks.
+
+One writer (the poller) opens with :func:`open_writer`, which applies migrations inside
+``BEGIN IMMEDIATE`` so that several processes starting at once on a new file never race.
+Screens and exports open with :func:`open_reader` (``mode=ro``), one connection per thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 5000
+
+MIGRATIONS: list[str] = [
+    # 1: polls and rankings snapshots
+    """
+    CREATE TABLE polls (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        data_at TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+        error_kind TEXT,
+        error TEXT,
+        latency_ms REAL,
+        items INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        retry_at TEXT
+    );
+    CREATE INDEX polls_source_finished ON polls (source, finished_at);
+    CREATE TABLE market (
+        poll_id INTEGER NOT NULL REFERENCES polls (id) ON DELETE CASCADE,
+        coin_id TEXT NOT NULL,
+        symbol TEXT,
+        name TEXT NOT NULL,
+        rank INTEGER,
+        price_usd REAL,
+        market_cap_usd REAL,
+        volume_24h_usd REAL,
+        fdv_usd REAL,
+        change_24h_pct REAL,
+        change_7d_pct REAL,
+        change_30d_pct REAL,
+        sparkline_7d TEXT,
+        category TEXT,
+        devices INTEGER,
+        last_updated TEXT,
+        PRIMARY KEY (poll_id, coin_id)
+    );
+    CREATE INDEX market_coin ON market (coin_id, poll_id);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class CacheError(Exception):
+    """The cache file cannot be used; the message says why and what to do."""
+
+
+class SchemaTooNewError(CacheError):
+    """The file was written by a newer depin-explorer."""
+
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """Fixed-width UTC text, so that text order is time order in SQL."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_iso(text: str) -> datetime:
+    """Inverse of :func:`iso` (also accepts other ISO 8601 forms)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _pragmas(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The stored schema version: 0 for an empty file; CacheError for a foreign one."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        return 0
+    if "meta" not in tables:
+        raise CacheError("this file is an SQLite database, but not a depin-explorer cache")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _check_not_newer(version: int, path: Path) -> None:
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"{path} has schema version {version}, newer than this depin-explorer "
+            f"understands ({SCHEMA_VERSION}): upgrade depin-explorer"
+        )
+
+
+def _wrap(path: Path, exc: sqlite3.Error) -> CacheError:
+    return CacheError(f"cannot use the cache {path}: {exc}")
+
+
+def open_writer(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the cache for writing and bring its schema up to date."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        _pragmas(conn)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA journal_size_limit = 16777216")
+        migrate(conn, path)
+    except sqlite3.DatabaseError as exc:
+        raise _wrap(path, exc) from exc
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Apply the missing numbered migrations, each with its version record, atomically."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = schema_version(conn)
+        _check_not_newer(version, path)
+        if version == 0:
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[number - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(number),),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def open_reader(path: Path) -> sqlite3.Connection:
+    """Open the cache read-only. A missing file is an error the caller turns into "no data"."""
+    if not path.exists():
+        raise CacheError(f"no cache at {path} yet")
+    try:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+        )
+        _pragmas(conn)
+        version = schema_version(conn)
+        _check_not_newer(version, path)
+        if version == 0:
+            conn.close()
+            raise CacheError(f"{path} is empty: nothing polled yet")
+    except sqlite3.DatabaseError as exc:
+        raise _wrap(path, exc) from exc
+    conn.row_factory = sqlite3.Row
+    return conn

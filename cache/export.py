@@ -1,0 +1,85 @@
+"""Exports: the latest snapshot of a table as JSON or CSV, with a fixed key set per table.
+
+CSV cells that a spreadsheet would run as a formula (leading = + - @ TAB CR) are prefixed
+with ``'``; numbers are left as numbers in JSON and written plainly in CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from cache.db import iso
+from cache.queries import Rankings
+
+RANKINGS_KEYS = (
+    "coin_id",
+    "symbol",
+    "name",
+    "rank",
+    "price_usd",
+    "market_cap_usd",
+    "volume_24h_usd",
+    "change_24h_pct",
+    "change_7d_pct",
+    "change_30d_pct",
+    "source",
+    "fetched_at",
+)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def number(value: float | None) -> float | int | None:
+    """Integral floats as ints (served ``70187`` exports as ``70187``, not ``70187.0``)."""
+    if value is not None and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def rankings_records(rankings: Rankings | None) -> list[dict[str, Any]]:
+    """One dict per project with exactly :data:`RANKINGS_KEYS`; missing values are None."""
+    if rankings is None:
+        return []
+    fetched_at = iso(rankings.poll.data_at)
+    return [
+        {
+            "coin_id": coin.coin_id,
+            "symbol": coin.symbol,
+            "name": coin.name,
+            "rank": coin.rank,
+            "price_usd": number(coin.price_usd),
+            "market_cap_usd": number(coin.market_cap_usd),
+            "volume_24h_usd": number(coin.volume_24h_usd),
+            "change_24h_pct": number(coin.change_24h_pct),
+            "change_7d_pct": number(coin.change_7d_pct),
+            "change_30d_pct": number(coin.change_30d_pct),
+            "source": rankings.poll.source,
+            "fetched_at": fetched_at,
+        }
+        for coin in rankings.coins
+    ]
+
+
+def neutralise(value: Any) -> Any:
+    """Make a CSV cell inert in spreadsheets (CWE-1236); numbers pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def to_json(records: Iterable[dict[str, Any]]) -> str:
+    """A JSON list of objects; numbers stay numbers, missing values are null."""
+    return json.dumps(list(records), ensure_ascii=False, indent=2) + "\n"
+
+
+def to_csv(records: Iterable[dict[str, Any]], keys: Sequence[str]) -> str:
+    """CSV with a header row of ``keys``; missing values are empty cells."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(keys)
+    for record in records:
+        writer.writerow(["" if record[k] is None else neutralise(record[k]) for k in keys])
+    return out.getvalue()

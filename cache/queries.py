@@ -1,0 +1,199 @@
+"""Reading the cache "as of time T": the only way screens and exports see data.
+
+``at=None`` means now. Every query returns what was stored at or before ``at`` and nothing newer,
+which is what makes offline browsing and time travel work without special cases.
+Live rankings always win over the bundled sample; the sample is used only when no live snapshot
+exists at ``at``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+from cache.db import iso, parse_iso
+
+SAMPLE_SOURCE = "sample"
+_FAR_FUTURE = "9999-12-31T23:59:59.999Z"
+
+
+@dataclass(frozen=True)
+class PollInfo:
+    """One stored poll, good or failed."""
+
+    id: int
+    source: str
+    finished_at: datetime
+    data_at: datetime
+    status: str
+    error_kind: str | None
+    error: str | None
+    latency_ms: float | None
+    items: int
+    skipped: int
+    retry_at: datetime | None
+
+    @property
+    def is_sample(self) -> bool:
+        """Whether this poll is the bundled, dated sample."""
+        return self.source == SAMPLE_SOURCE
+
+
+@dataclass(frozen=True)
+class CoinRow:
+    """One project of a rankings snapshot."""
+
+    coin_id: str
+    symbol: str | None
+    name: str
+    rank: int | None
+    price_usd: float | None
+    market_cap_usd: float | None
+    volume_24h_usd: float | None
+    fdv_usd: float | None
+    change_24h_pct: float | None
+    change_7d_pct: float | None
+    change_30d_pct: float | None
+    sparkline_7d: tuple[float | None, ...]
+    category: str | None
+    devices: int | None
+
+
+@dataclass(frozen=True)
+class Rankings:
+    """A rankings snapshot and the poll it came from."""
+
+    poll: PollInfo
+    coins: list[CoinRow]
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the cache knows of one source: its newest poll and its newest good poll."""
+
+    source: str
+    last: PollInfo
+    last_ok: PollInfo | None
+    failures_since_ok: int
+
+
+def _bound(at: datetime | None) -> str:
+    return iso(at) if at else _FAR_FUTURE
+
+
+def _poll(row: sqlite3.Row) -> PollInfo:
+    return PollInfo(
+        id=row["id"],
+        source=row["source"],
+        finished_at=parse_iso(row["finished_at"]),
+        data_at=parse_iso(row["data_at"]),
+        status=row["status"],
+        error_kind=row["error_kind"],
+        error=row["error"],
+        latency_ms=row["latency_ms"],
+        items=row["items"],
+        skipped=row["skipped"],
+        retry_at=parse_iso(row["retry_at"]) if row["retry_at"] else None,
+    )
+
+
+def _coin(row: sqlite3.Row) -> CoinRow:
+    spark: tuple[float | None, ...] = ()
+    if row["sparkline_7d"]:
+        try:
+            spark = tuple(json.loads(row["sparkline_7d"]))
+        except ValueError:
+            spark = ()
+    return CoinRow(
+        coin_id=row["coin_id"],
+        symbol=row["symbol"],
+        name=row["name"],
+        rank=row["rank"],
+        price_usd=row["price_usd"],
+        market_cap_usd=row["market_cap_usd"],
+        volume_24h_usd=row["volume_24h_usd"],
+        fdv_usd=row["fdv_usd"],
+        change_24h_pct=row["change_24h_pct"],
+        change_7d_pct=row["change_7d_pct"],
+        change_30d_pct=row["change_30d_pct"],
+        sparkline_7d=spark,
+        category=row["category"],
+        devices=row["devices"],
+    )
+
+
+def latest_rankings_poll(conn: sqlite3.Connection, at: datetime | None = None) -> PollInfo | None:
+    """The newest good rankings poll at ``at``: live first, the sample only as a fallback."""
+    row = conn.execute(
+        "SELECT * FROM polls WHERE status = 'ok' AND items > 0 AND finished_at <= ? "
+        "AND EXISTS (SELECT 1 FROM market WHERE market.poll_id = polls.id) "
+        "ORDER BY source = ? , finished_at DESC, id DESC LIMIT 1",
+        (_bound(at), SAMPLE_SOURCE),
+    ).fetchone()
+    return _poll(row) if row else None
+
+
+def latest_rankings(conn: sqlite3.Connection, at: datetime | None = None) -> Rankings | None:
+    """The rankings snapshot to show at ``at``, or None when nothing is stored yet."""
+    poll = latest_rankings_poll(conn, at)
+    if poll is None:
+        return None
+    rows = conn.execute(
+        "SELECT * FROM market WHERE poll_id = ? "
+        "ORDER BY market_cap_usd IS NULL, market_cap_usd DESC, name",
+        (poll.id,),
+    ).fetchall()
+    return Rankings(poll=poll, coins=[_coin(row) for row in rows])
+
+
+def coin_history(
+    conn: sqlite3.Connection, coin_id: str, at: datetime | None = None, limit: int = 5000
+) -> list[tuple[datetime, float | None, float | None]]:
+    """(time, price, market cap) of one project across stored snapshots, oldest first."""
+    rows = conn.execute(
+        "SELECT p.data_at, m.price_usd, m.market_cap_usd FROM market m "
+        "JOIN polls p ON p.id = m.poll_id WHERE m.coin_id = ? AND p.finished_at <= ? "
+        "ORDER BY p.finished_at DESC LIMIT ?",
+        (coin_id, _bound(at), limit),
+    ).fetchall()
+    return [(parse_iso(r[0]), r[1], r[2]) for r in reversed(rows)]
+
+
+def source_states(conn: sqlite3.Connection, at: datetime | None = None) -> list[SourceState]:
+    """Every source that ever polled, with its newest poll and newest good poll at ``at``."""
+    bound = _bound(at)
+    states = []
+    sources = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT source FROM polls WHERE finished_at <= ? ORDER BY source", (bound,)
+        )
+    ]
+    for source in sources:
+        last = conn.execute(
+            "SELECT * FROM polls WHERE source = ? AND finished_at <= ? "
+            "ORDER BY finished_at DESC, id DESC LIMIT 1",
+            (source, bound),
+        ).fetchone()
+        last_ok = conn.execute(
+            "SELECT * FROM polls WHERE source = ? AND finished_at <= ? AND status = 'ok' "
+            "ORDER BY finished_at DESC, id DESC LIMIT 1",
+            (source, bound),
+        ).fetchone()
+        since = last_ok["finished_at"] if last_ok else ""
+        failures = conn.execute(
+            "SELECT COUNT(*) FROM polls WHERE source = ? AND status = 'failed' "
+            "AND finished_at > ? AND finished_at <= ?",
+            (source, since, bound),
+        ).fetchone()[0]
+        states.append(
+            SourceState(
+                source=source,
+                last=_poll(last),
+                last_ok=_poll(last_ok) if last_ok else None,
+                failures_since_ok=failures,
+            )
+        )
+    return states

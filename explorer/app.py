@@ -1,0 +1,233 @@
+"""The Textual app: wiring only. Screens read the cache; the in-process poller writes it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker, WorkerState
+
+import screens
+from cache.db import CacheError, Clock, utc_now
+from cache.store import PollRecord
+from explorer.commands import ExplorerCommands
+from explorer.config import Config, Secrets
+from explorer.poller import Poller
+from explorer.state import UserState
+from screens.messages import PollStored
+from screens.overview import OverviewScreen
+from screens.rankings import RankingsScreen
+from screens.render import local_time
+
+STYLES = Path(screens.__file__).parent / "styles"
+
+
+class DepinExplorerApp(App[None]):
+    """depin-explorer's TUI."""
+
+    TITLE = "depin-explorer"
+    CSS_PATH: ClassVar = [STYLES / "app.tcss"]
+    COMMANDS = App.COMMANDS | {ExplorerCommands}
+    MODES: ClassVar = {"overview": OverviewScreen, "rankings": RankingsScreen}
+    BINDINGS: ClassVar = [
+        Binding(
+            "1",
+            "show('overview')",
+            "Overview",
+            id="screen.overview",
+            tooltip="Market summary and source freshness",
+        ),
+        Binding(
+            "2",
+            "show('rankings')",
+            "Rankings",
+            id="screen.rankings",
+            tooltip="DePIN projects ranked",
+        ),
+        Binding("r", "refresh", "Refresh", id="poll.refresh", tooltip="Poll every source now"),
+        Binding("question_mark", "toggle_help", "Help", id="help", tooltip="Show the keys"),
+        Binding("q", "request_quit", "Quit", id="quit", tooltip="Quit"),
+        Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True, id="quit.ctrl"),
+    ]
+    ALLOWED_ACTIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "show",
+            "refresh",
+            "toggle_help",
+            "request_quit",
+            "command_palette",
+            "focus_next",
+            "focus_previous",
+            "help_quit",
+            "show_help_panel",
+            "hide_help_panel",
+            "back",
+            "bell",
+        }
+    )
+    """Second layer against markup from data: no other app action runs (reliability.md R3)."""
+
+    def __init__(
+        self,
+        config: Config,
+        secrets: Secrets,
+        db_path: Path,
+        *,
+        offline: bool = False,
+        state_path: Path,
+        clock: Clock = utc_now,
+        poll: bool = True,
+        transport: object | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.secrets = secrets
+        self.db_path = db_path
+        self.offline = offline
+        self.clock = clock
+        self.state = UserState(state_path, db_path)
+        self._watchlist = self.state.watchlist
+        self.poller: Poller | None = None
+        self.fatal_message: str | None = None
+        self._poll_enabled = poll
+        self._transport = transport
+        self._stop = asyncio.Event()
+        self._failing: set[str] = set()
+        if "TEXTUAL_ANIMATIONS" not in os.environ:
+            self.animation_level = config.ui.animations
+
+    # -- ExplorerHost -------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The injectable clock."""
+        return self.clock()
+
+    def source_interval(self, source: str) -> float:
+        """Configured seconds between polls of ``source``."""
+        section = getattr(self.config.sources, source, None)
+        return float(section.interval) if section is not None else 120.0
+
+    def source_note(self, source: str) -> str | None:
+        """Rate limit or pause held by the in-process poller."""
+        schedule = self.poller.schedules.get(source) if self.poller else None
+        if schedule is None:
+            return None
+        if schedule.paused:
+            return f"paused: {schedule.paused}"
+        if schedule.retry_at and schedule.retry_at > self.now():
+            return f"rate limited until {local_time(schedule.retry_at)}"
+        return None
+
+    def is_watched(self, coin_id: str) -> bool:
+        """Whether the user starred this project."""
+        return coin_id in self._watchlist
+
+    def toggle_watch(self, coin_id: str) -> bool:
+        """Star or unstar; saved to the state file, not the database."""
+        self._watchlist ^= {coin_id}
+        self.state.set_watchlist(self._watchlist)
+        return coin_id in self._watchlist
+
+    def request_poll(self) -> None:
+        """Poll every source now."""
+        self.action_refresh()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        """Apply key remaps, show the first screen, start polling."""
+        if self.config.keys:
+            self.set_keymap(self.config.keys)
+        self.switch_mode(self.config.ui.start_screen)
+        if self._poll_enabled:
+            self.run_poller()
+
+    def run_poller(self) -> None:
+        """The poller runs as an async worker in the app's loop; it never touches widgets."""
+        self.poller = Poller(
+            self.config,
+            self.secrets,
+            self.db_path,
+            offline=self.offline,
+            clock=self.clock,
+            transport=self._transport,  # type: ignore[arg-type]
+            on_stored=self._stored,
+        )
+        self.run_worker(
+            self._poll_forever(self.poller),
+            name="poller",
+            group="poller",
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    async def _poll_forever(self, poller: Poller) -> None:
+        try:
+            await poller.prepare()
+            await poller.run(self._stop)
+        finally:
+            await poller.close()
+
+    def _stored(self, record: PollRecord, poll_id: int) -> None:
+        self.screen.post_message(PollStored(record.source, poll_id))
+        if record.ok:
+            if record.source in self._failing:
+                self._failing.discard(record.source)
+                self.notify(f"{record.source} recovered", markup=False)
+        elif record.error and record.source not in self._failing:
+            self._failing.add(record.source)  # say it once per state change, not every cycle
+            self.notify(
+                f"{record.source}: {record.error.message}",
+                title="poll failed",
+                severity="warning",
+                markup=False,
+            )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The poller's failures end up here, never as a traceback on screen."""
+        if event.worker.name != "poller" or event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, CacheError):
+            self.fatal_message = str(error)
+            self.exit(return_code=1)
+        else:
+            self.notify(f"polling stopped: {type(error).__name__}", severity="error", markup=False)
+
+    async def on_unmount(self) -> None:
+        """Stop the poller cleanly."""
+        self._stop.set()
+
+    # -- actions ----------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Only the app's own listed actions run, whatever text on screen asks for."""
+        return action in self.ALLOWED_ACTIONS
+
+    def action_show(self, mode: str) -> None:
+        """Switch to a top-level screen."""
+        if mode in self.MODES and mode != self.current_mode:
+            self.switch_mode(mode)
+
+    def action_refresh(self) -> None:
+        """Poll every source now."""
+        if self.offline:
+            self.notify("offline: no network request is made", markup=False)
+        elif self.poller is None:
+            self.notify("polling is off in this session", markup=False)
+        else:
+            self.poller.poll_soon()
+            self.notify("polling now", timeout=2, markup=False)
+
+    def action_toggle_help(self) -> None:
+        """Show or hide the panel of keys for the focused screen."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_request_quit(self) -> None:
+        """Quit."""
+        self.exit()

@@ -1,0 +1,326 @@
+"""Command line: the bare command starts the TUI; ``poll``, ``export`` and ``config`` for scripts.
+
+``--config``, ``--db``, ``--offline`` and ``--log-file`` are accepted before and after any
+subcommand. Heavy imports (Textual, httpx) are deferred into the commands that need them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from explorer import __version__
+from explorer.config import (
+    EXAMPLE,
+    Config,
+    ConfigError,
+    Secrets,
+    coingecko_root,
+    load_config,
+    load_secrets,
+    mask,
+)
+from explorer.paths import (
+    CONFIG_ENV,
+    default_config_path,
+    default_db_path,
+    default_log_path,
+    private_write,
+    state_file_path,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_USAGE = 2
+
+
+@dataclass
+class Globals:
+    """Global options, merged from the group and the subcommand (the later one wins)."""
+
+    config: Path | None = None
+    db: Path | None = None
+    offline: bool = False
+    log_file: Path | None = None
+
+    def config_path(self) -> Path:
+        """``--config``, else ``DEPIN_EXPLORER_CONFIG``, else the platform config dir."""
+        return self.config or default_config_path()
+
+
+@dataclass
+class Setup:
+    """Everything a command needs, loaded once with clear errors."""
+
+    config_path: Path
+    config: Config
+    secrets: Secrets
+    db_path: Path
+
+
+def _merge(ctx: click.Context, **values: Any) -> None:
+    glob = ctx.ensure_object(Globals)
+    for key, value in values.items():
+        if value not in (None, False):
+            setattr(glob, key, value)
+
+
+def global_options(func: F) -> F:
+    """Add the global options to a group or command; values merge into ``ctx.obj``."""
+    options = [
+        click.option(
+            "--config",
+            "config",
+            type=click.Path(path_type=Path),
+            default=None,
+            help=f"Config file (default: ${CONFIG_ENV} or the platform config dir).",
+        ),
+        click.option(
+            "--db",
+            "db",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="SQLite history file (default: the platform data dir).",
+        ),
+        click.option(
+            "--offline",
+            "offline",
+            is_flag=True,
+            default=False,
+            help="Make no network request; show what the cache holds.",
+        ),
+        click.option(
+            "--log-file",
+            "log_file",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Debug log (default: a file in the platform state dir).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    """One line on stderr and an exit status; never a traceback."""
+    click.echo(f"depin-explorer: {message}", err=True)
+    sys.exit(code)
+
+
+def load_setup(ctx: click.Context) -> Setup:
+    """Load config and secrets, set up the redacting log; config errors exit 2."""
+    glob = ctx.ensure_object(Globals)
+    path = glob.config_path()
+    try:
+        config = load_config(path, required=glob.config is not None)
+        secrets = load_secrets()
+    except ConfigError as exc:
+        fail(f"config error: {exc}")
+        raise  # unreachable; for the type checker
+    from explorer.logsetup import setup_logging
+
+    keys = [secrets.coingecko_api_key.get_secret_value()] if secrets.coingecko_api_key else []
+    try:
+        setup_logging(glob.log_file or default_log_path(), keys)
+    except OSError as exc:
+        click.echo(f"depin-explorer: cannot write the log: {exc}", err=True)
+    db_path = glob.db or config.cache.path or default_db_path()
+    return Setup(config_path=path, config=config, secrets=secrets, db_path=db_path.expanduser())
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="depin-explorer")
+@global_options
+@click.pass_context
+def cli(ctx: click.Context, **globals_: Any) -> None:
+    """A terminal console for DePIN networks, markets and your own node fleet."""
+    _merge(ctx, **globals_)
+    if ctx.invoked_subcommand is None:
+        setup = load_setup(ctx)
+        run_tui(setup, offline=ctx.obj.offline)
+
+
+def run_tui(setup: Setup, *, offline: bool) -> None:
+    """Start the Textual app on the configured cache."""
+    from cache.db import CacheError
+    from explorer.app import DepinExplorerApp
+
+    app = DepinExplorerApp(
+        setup.config, setup.secrets, setup.db_path, offline=offline, state_path=state_file_path()
+    )
+    try:
+        app.run()
+    except CacheError as exc:
+        fail(str(exc))
+    if app.fatal_message:
+        fail(app.fatal_message, 1)
+
+
+@cli.command()
+@global_options
+@click.option("--once", is_flag=True, help="One round of every enabled source, then exit.")
+@click.option(
+    "--only",
+    default=None,
+    metavar="NAME[,NAME…]",
+    help="Poll only these sources (names of [sources.NAME] tables).",
+)
+@click.pass_context
+def poll(ctx: click.Context, once: bool, only: str | None, **globals_: Any) -> None:
+    """Poll sources and store every result in the cache (headless)."""
+    _merge(ctx, **globals_)
+    setup = load_setup(ctx)
+    from cache.db import CacheError
+    from explorer.poller import Poller
+
+    poller = Poller(setup.config, setup.secrets, setup.db_path, offline=ctx.obj.offline)
+    names = None
+    if only:
+        names = [n.strip() for n in only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in poller.sources]
+        if unknown:
+            known = ", ".join(sorted(poller.sources)) or "none"
+            fail(f"--only: unknown or disabled source {', '.join(unknown)} (enabled: {known})")
+    try:
+        code = asyncio.run(_poll(poller, once=once, only=names))
+    except CacheError as exc:
+        fail(str(exc))
+        return
+    sys.exit(code)
+
+
+async def _poll(poller: Any, *, once: bool, only: list[str] | None) -> int:
+    await poller.prepare()
+    try:
+        if once:
+            return _report(await poller.poll_once(only))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await poller.run(stop, only)
+        return 0
+    finally:
+        await poller.close()
+
+
+def _report(outcomes: list[Any]) -> int:
+    from sources.text import one_line
+
+    failed = 0
+    for outcome in outcomes:
+        if outcome.record is not None and not outcome.record.ok:
+            failed += 1
+            error = outcome.record.error
+            click.echo(f"{outcome.source}: {error.kind}: {one_line(error.message)}", err=True)
+        elif outcome.skipped in ("rate limited", "paused"):
+            failed += 1
+            click.echo(f"{outcome.source}: {outcome.detail}", err=True)
+    return 1 if failed else 0
+
+
+@cli.group()
+@global_options
+@click.pass_context
+def export(ctx: click.Context, **globals_: Any) -> None:
+    """Write the latest stored snapshot of a table to stdout."""
+    _merge(ctx, **globals_)
+
+
+@export.command("rankings")
+@global_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.pass_context
+def export_rankings(ctx: click.Context, fmt: str, **globals_: Any) -> None:
+    """The latest rankings snapshot (live if any was stored, else the sample)."""
+    _merge(ctx, **globals_)
+    setup = load_setup(ctx)
+    from cache.db import CacheError, open_reader
+    from cache.export import RANKINGS_KEYS, rankings_records, to_csv, to_json
+    from cache.queries import latest_rankings
+
+    try:
+        conn = open_reader(setup.db_path)
+        try:
+            records = rankings_records(latest_rankings(conn))
+        finally:
+            conn.close()
+    except CacheError as exc:
+        fail(str(exc), 1)
+        return
+    click.echo(to_json(records) if fmt == "json" else to_csv(records, RANKINGS_KEYS), nl=False)
+
+
+@cli.group("config")
+@global_options
+@click.pass_context
+def config_group(ctx: click.Context, **globals_: Any) -> None:
+    """Create, check and locate the configuration."""
+    _merge(ctx, **globals_)
+
+
+@config_group.command("init")
+@global_options
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
+def config_init(ctx: click.Context, force: bool, **globals_: Any) -> None:
+    """Write a commented example config (mode 0600)."""
+    _merge(ctx, **globals_)
+    path = ctx.obj.config_path()
+    if path.exists() and not force:
+        fail(f"{path} exists; use --force to overwrite it")
+    private_write(path, EXAMPLE)
+    click.echo(f"wrote {path}")
+
+
+@config_group.command("check")
+@global_options
+@click.pass_context
+def config_check(ctx: click.Context, **globals_: Any) -> None:
+    """Validate the config and print the effective settings, secrets masked."""
+    _merge(ctx, **globals_)
+    setup = load_setup(ctx)
+    import tomli_w
+
+    settings = setup.config.model_dump(mode="json", exclude_none=True)
+    settings["sources"]["coingecko"]["base_url"] = coingecko_root(setup.config, setup.secrets)
+    click.echo(
+        f"# {setup.config_path}"
+        f"{'' if setup.config_path.exists() else ' (not found: defaults)'}: valid"
+    )
+    click.echo(tomli_w.dumps(settings), nl=False)
+    click.echo("\n# environment")
+    click.echo(f"# COINGECKO_API_KEY = {mask(setup.secrets.coingecko_api_key)}")
+    click.echo(f"# COINGECKO_API_PLAN = {setup.secrets.coingecko_plan or '(keyless)'}")
+
+
+@config_group.command("path")
+@global_options
+@click.pass_context
+def config_path(ctx: click.Context, **globals_: Any) -> None:
+    """Print the paths in use: config, database, state, log."""
+    _merge(ctx, **globals_)
+    glob = ctx.obj
+    path = glob.config_path()
+    try:
+        db = glob.db or load_config(path).cache.path or default_db_path()
+    except ConfigError:
+        db = glob.db or default_db_path()
+    click.echo(f"config    {path}{'' if path.exists() else '  (not created)'}")
+    click.echo(f"database  {db}")
+    click.echo(f"state     {state_file_path()}")
+    click.echo(f"log       {glob.log_file or default_log_path()}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="depin-explorer")

@@ -1,0 +1,167 @@
+"""Settings: one TOML file, every setting with a default, keys only from the environment.
+
+A bad file gets one clear message naming the file, the key and the problem (ConfigError), never a
+traceback. API keys are read from the environment into SecretStr and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from sources.coingecko import root_for_plan
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file, the key and the problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(_Section):
+    """Settings every source has."""
+
+    enabled: bool = True
+    base_url: str | None = None
+    """The API root; an explicit value always wins over any default or plan-derived root."""
+    interval: float = Field(default=120.0, ge=1)
+    """Seconds between polls."""
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    """Overall deadline of one poll, in seconds."""
+
+
+class CoinGeckoConfig(SourceConfig):
+    """``[sources.coingecko]``: DePIN rankings from CoinGecko ``/coins/markets``."""
+
+    category: str = Field(default="depin", min_length=1, max_length=100)
+    max_coins: int = Field(default=250, ge=1, le=5000)
+
+
+class SampleConfig(SourceConfig):
+    """``[sources.sample]``: the bundled mid-2024 table, stored only while no rankings exist."""
+
+    interval: float = Field(default=3600.0, ge=1)
+
+
+class SourcesConfig(_Section):
+    """``[sources.NAME]`` tables."""
+
+    coingecko: CoinGeckoConfig = CoinGeckoConfig()
+    sample: SampleConfig = SampleConfig()
+
+
+class CacheConfig(_Section):
+    """``[cache]``: where the SQLite history lives."""
+
+    path: Path | None = None
+
+
+class UiConfig(_Section):
+    """``[ui]``: look and feel."""
+
+    start_screen: Literal["overview", "rankings"] = "overview"
+    animations: Literal["none", "basic", "full"] = "none"
+
+
+class Config(_Section):
+    """The whole configuration file."""
+
+    sources: SourcesConfig = SourcesConfig()
+    cache: CacheConfig = CacheConfig()
+    ui: UiConfig = UiConfig()
+    keys: dict[str, str] = Field(default_factory=dict)
+    """Binding id -> keys, e.g. ``"rankings.filter" = "slash,ctrl+f"``."""
+
+
+class Secrets(BaseModel):
+    """Keys read from the environment; never written anywhere."""
+
+    coingecko_api_key: SecretStr | None = None
+    coingecko_plan: Literal["demo", "pro"] | None = None
+
+
+def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
+    """``COINGECKO_API_KEY`` and ``COINGECKO_API_PLAN`` (demo|pro)."""
+    env = os.environ if environ is None else environ
+    key = env.get("COINGECKO_API_KEY", "").strip()
+    plan = env.get("COINGECKO_API_PLAN", "").strip().lower() or None
+    if plan not in (None, "demo", "pro"):
+        raise ConfigError("COINGECKO_API_PLAN: must be 'demo' or 'pro'")
+    if key and plan is None:
+        plan = "demo"
+    return Secrets(coingecko_api_key=SecretStr(key) if key else None, coingecko_plan=plan)
+
+
+def coingecko_root(config: Config, secrets: Secrets) -> str:
+    """The effective CoinGecko root: the configured ``base_url``, else the plan's root."""
+    return config.sources.coingecko.base_url or root_for_plan(secrets.coingecko_plan)
+
+
+def _describe(path: Path, error: ValidationError) -> str:
+    first = error.errors(include_input=False, include_url=False)[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    problem = first["msg"]
+    more = len(error.errors()) - 1
+    extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{path}: {key}: {problem}{extra}"
+
+
+def load_config(path: Path, *, required: bool = False) -> Config:
+    """Read and validate the file; a missing file means all defaults unless ``required``."""
+    if not path.exists():
+        if required:
+            raise ConfigError(f"{path}: no such file")
+        return Config()
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, exc)) from exc
+
+
+def mask(secret: SecretStr | None) -> str:
+    """Show that a key is set without showing it: only the last 4 characters."""
+    if secret is None:
+        return "(not set)"
+    value = secret.get_secret_value()
+    return f"…{value[-4:]}" if len(value) >= 12 else "****"
+
+
+EXAMPLE = """\
+# depin-explorer configuration. Every setting has a default; delete what you do not change.
+# API keys never go here: set COINGECKO_API_KEY (and COINGECKO_API_PLAN = demo | pro) instead.
+
+[sources.coingecko]
+enabled = true
+# base_url = "https://api.coingecko.com/api/v3"   # the plan's root unless set; set it for a mirror
+interval = 120        # seconds between polls (keyless: keep it at 60 or more)
+timeout = 10          # overall deadline of one poll, seconds
+category = "depin"    # a category id from CoinGecko /coins/categories/list
+max_coins = 250
+
+[sources.sample]
+enabled = true        # the bundled mid-2024 table, shown only while nothing else is cached
+
+[cache]
+# path = "/var/lib/depin-explorer/depin-explorer.db"
+
+[ui]
+start_screen = "overview"   # or "rankings"
+animations = "none"         # none | basic | full
+
+[keys]
+# Remap any binding by its id (see `?` in the app), e.g.:
+# "rankings.filter" = "slash,ctrl+f"
+# "screen.rankings" = "2,f2"
+"""

@@ -1,0 +1,264 @@
+"""Runs each source on its own schedule and writes every result into the cache.
+
+Used by the TUI (as an async worker) and by ``depin-explorer poll``. Network I/O is async;
+SQLite writes go to one dedicated writer thread, so the event loop never blocks on the disk.
+A 429 reschedules the source (it never sleeps in the worker); a key error pauses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from cache.db import Clock, open_writer, utc_now
+from cache.store import PollRecord, has_rankings, write_poll
+from explorer.config import Config, Secrets, coingecko_root
+from sources.base import Source, make_client
+from sources.coingecko import CoinGeckoSource
+from sources.models import ErrorKind, SourceError
+from sources.sample import SampleSource
+
+log = logging.getLogger(__name__)
+
+StoredCallback = Callable[[PollRecord, int], None]
+
+
+@dataclass
+class Schedule:
+    """When a source may run next, and why not sooner."""
+
+    interval: float
+    next_due: float = 0.0
+    paused: str | None = None
+    """Set on key errors: no more polls until the config changes."""
+    retry_at: datetime | None = None
+
+
+@dataclass
+class Outcome:
+    """What one source did in one round: stored a poll, or was skipped and why."""
+
+    source: str
+    record: PollRecord | None = None
+    skipped: str | None = None
+    detail: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Failed polls and sources held back by a rate limit or pause count as failures."""
+        return (self.record is not None and not self.record.ok) or self.skipped in (
+            "rate limited",
+            "paused",
+        )
+
+
+def build_sources(config: Config, secrets: Secrets) -> dict[str, Source]:
+    """The enabled sources, named as their ``[sources.NAME]`` tables."""
+    sources: dict[str, Source] = {}
+    cg = config.sources.coingecko
+    if cg.enabled:
+        sources["coingecko"] = CoinGeckoSource(
+            base_url=coingecko_root(config, secrets),
+            category=cg.category,
+            max_coins=cg.max_coins,
+            timeout=cg.timeout,
+            api_key=secrets.coingecko_api_key,
+            plan=secrets.coingecko_plan,
+        )
+    if config.sources.sample.enabled:
+        sources["sample"] = SampleSource()
+    return sources
+
+
+@dataclass
+class Poller:
+    """Polls sources and stores each poll atomically; one instance per writer process."""
+
+    config: Config
+    secrets: Secrets
+    db_path: Path
+    offline: bool = False
+    clock: Clock = utc_now
+    transport: httpx.AsyncBaseTransport | None = None
+    on_stored: StoredCallback | None = None
+    sources: dict[str, Source] = field(default_factory=dict)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            self.sources = build_sources(self.config, self.secrets)
+        for name in self.sources:
+            interval = getattr(self.config.sources, name).interval
+            self.schedules.setdefault(name, Schedule(interval=interval))
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
+        self._conn: sqlite3.Connection | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._rng = random.Random()
+        self._wake: asyncio.Event | None = None
+
+    # -- the writer thread ------------------------------------------------------------------
+    def _writer(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = open_writer(self.db_path)
+        return self._conn
+
+    async def _run_in_writer(self, func: Callable[[sqlite3.Connection], object]) -> object:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: func(self._writer()))
+
+    async def prepare(self) -> None:
+        """Open the cache (applying migrations) and restore rate limits stored by earlier runs."""
+        await self._run_in_writer(lambda conn: None)
+        rows = await self._run_in_writer(
+            lambda conn: conn.execute(
+                "SELECT source, MAX(retry_at) FROM polls WHERE retry_at IS NOT NULL GROUP BY source"
+            ).fetchall()
+        )
+        now = self.clock()
+        for source, retry_at in rows:  # type: ignore[union-attr]
+            schedule = self.schedules.get(source)
+            if schedule is None:
+                continue
+            when = datetime.fromisoformat(retry_at.replace("Z", "+00:00"))
+            if when > now:
+                schedule.retry_at = when
+                schedule.next_due = time.monotonic() + (when - now).total_seconds()
+
+    async def close(self) -> None:
+        """Close the HTTP client and the writer connection."""
+        if self._client is not None:
+            await self._client.aclose()
+        if self._conn is not None:
+            conn = self._conn
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = make_client(transport=self.transport)
+        return self._client
+
+    # -- polling ----------------------------------------------------------------------------
+    async def poll_source(self, name: str) -> Outcome:
+        """Run one source now (if allowed) and store its poll."""
+        source = self.sources[name]
+        schedule = self.schedules[name]
+        if source.uses_network and self.offline:
+            return Outcome(name, skipped="offline")
+        if schedule.paused:
+            return Outcome(name, skipped="paused", detail=f"paused: {schedule.paused}")
+        if schedule.retry_at and schedule.retry_at > self.clock():
+            until = schedule.retry_at.astimezone().strftime("%H:%M:%S")
+            return Outcome(name, skipped="rate limited", detail=f"rate limited until {until}")
+        if isinstance(source, SampleSource):
+            if await self._run_in_writer(has_rankings):
+                schedule.next_due = time.monotonic() + schedule.interval
+                return Outcome(name, skipped="not needed")
+        started = self.clock()
+        error: SourceError | None = None
+        reading = None
+        try:
+            reading = await source.fetch(self._http())
+        except SourceError as exc:
+            error = exc
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in a parser must not stop the other sources
+            log.exception("source %s crashed", name)
+            error = SourceError(ErrorKind.INTERNAL, f"internal error: {type(exc).__name__}")
+        finished = self.clock()
+        retry_at = self._reschedule(name, error, finished)
+        record = PollRecord(
+            source=name,
+            started_at=started,
+            finished_at=finished,
+            reading=reading,
+            error=error,
+            retry_at=retry_at,
+        )
+        poll_id = int(await self._run_in_writer(lambda conn: write_poll(conn, record)))  # type: ignore[call-overload]
+        if error:
+            log.warning("poll %s failed: %s (%s)", name, error.message, error.kind)
+        else:
+            log.info("poll %s stored %d items", name, len(reading.market) if reading else 0)
+        if self.on_stored is not None:
+            self.on_stored(record, poll_id)
+        return Outcome(name, record=record)
+
+    def _reschedule(self, name: str, error: SourceError | None, now: datetime) -> datetime | None:
+        schedule = self.schedules[name]
+        jitter = self._rng.uniform(0.9, 1.1)
+        schedule.next_due = time.monotonic() + schedule.interval * jitter
+        schedule.retry_at = None
+        if error is None:
+            return None
+        if error.kind is ErrorKind.AUTH:
+            schedule.paused = "check API key"
+        if error.retry_after is not None:
+            schedule.retry_at = now + timedelta(seconds=error.retry_after)
+            schedule.next_due = max(schedule.next_due, time.monotonic() + error.retry_after)
+        return schedule.retry_at
+
+    async def poll_once(self, only: Iterable[str] | None = None) -> list[Outcome]:
+        """One round of every selected source regardless of intervals (the sample first)."""
+        names = [n for n in self.sources if only is None or n in set(only)]
+        outcomes = []
+        if "sample" in names:
+            outcomes.append(await self.poll_source("sample"))
+            names.remove("sample")
+        outcomes += await asyncio.gather(*(self.poll_source(n) for n in names))
+        return outcomes
+
+    async def run(self, stop: asyncio.Event, only: Iterable[str] | None = None) -> None:
+        """Poll each source when it is due until ``stop`` is set; cycles never overlap."""
+        names = [n for n in self.sources if only is None or n in set(only)]
+        running: dict[str, asyncio.Task[Outcome]] = {}
+        while not stop.is_set():
+            now = time.monotonic()
+            for name in names:
+                if name not in running and self.schedules[name].next_due <= now:
+                    if self.sources[name].uses_network and self.offline:
+                        self.schedules[name].next_due = float("inf")
+                        continue
+                    running[name] = asyncio.create_task(self.poll_source(name))
+            for name, task in list(running.items()):
+                if task.done():
+                    del running[name]
+                    if task.exception() is not None:
+                        log.error("poll of %s failed to store: %r", name, task.exception())
+                        self.schedules[name].next_due = time.monotonic() + 30
+            due = min(
+                (self.schedules[n].next_due for n in names if n not in running), default=now + 60
+            )
+            wait = max(0.05, min(due - time.monotonic(), 60.0))
+            self._wake = asyncio.Event()
+            waiters = [
+                asyncio.create_task(stop.wait()),
+                asyncio.create_task(self._wake.wait()),
+                *running.values(),
+            ]
+            await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters[:2]:
+                waiter.cancel()
+        for task in running.values():
+            task.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)
+
+    def poll_soon(self, name: str | None = None) -> None:
+        """Make a source (or all) due now; a pause for a key error stays."""
+        for key, schedule in self.schedules.items():
+            if name is None or key == name:
+                schedule.next_due = 0.0
+        if self._wake is not None:
+            self._wake.set()

@@ -1,0 +1,55 @@
+"""The user's own state (watchlist, when they last looked), kept out of the history database.
+
+Keyed by the database's resolved path, so read-only viewers and copied databases work the same.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from explorer.paths import private_write
+
+log = logging.getLogger(__name__)
+
+
+class UserState:
+    """A small JSON file: ``{"databases": {"/abs/path.db": {"watchlist": [...]}}}``."""
+
+    def __init__(self, path: Path, db_path: Path) -> None:
+        self.path = path
+        self.key = str(db_path.expanduser().resolve())
+        self._data: dict[str, Any] = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable state file %s: %s", self.path, type(exc).__name__)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _mine(self) -> dict[str, Any]:
+        databases = self._data.setdefault("databases", {})
+        return databases.setdefault(self.key, {})
+
+    @property
+    def watchlist(self) -> set[str]:
+        """Coin ids the user starred."""
+        return {str(x) for x in self._mine().get("watchlist", [])}
+
+    def set_watchlist(self, coin_ids: set[str]) -> None:
+        """Replace the watchlist and save."""
+        self._mine()["watchlist"] = sorted(coin_ids)
+        self.save()
+
+    def save(self) -> None:
+        """Write atomically; a failure is logged, never fatal (the UI keeps working)."""
+        try:
+            private_write(self.path, json.dumps(self._data, indent=1, sort_keys=True))
+        except OSError as exc:
+            log.warning("cannot save state to %s: %s", self.path, exc)

@@ -1,0 +1,1 @@
+"""Textual screens and widgets; they read through cache/ only."""

@@ -1,0 +1,40 @@
+"""What screens need from the app, as a protocol: screens never import the App class."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
+
+if TYPE_CHECKING:
+    from textual.dom import DOMNode
+
+
+class ExplorerHost(Protocol):
+    """The app as screens see it."""
+
+    db_path: Path
+    offline: bool
+
+    def now(self) -> datetime:
+        """The injectable clock (UTC)."""
+
+    def source_interval(self, source: str) -> float:
+        """Configured seconds between polls of ``source``."""
+
+    def source_note(self, source: str) -> str | None:
+        """What the in-process poller holds against a source ("rate limited until …")."""
+
+    def is_watched(self, coin_id: str) -> bool:
+        """Whether the user starred this project."""
+
+    def toggle_watch(self, coin_id: str) -> bool:
+        """Star or unstar a project; returns the new state."""
+
+    def request_poll(self) -> None:
+        """Poll every source now (no-op offline)."""
+
+
+def host(node: DOMNode) -> ExplorerHost:
+    """The running app, typed as the protocol."""
+    return cast("ExplorerHost", node.app)

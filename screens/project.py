@@ -1,0 +1,122 @@
+"""One project: its latest figures and its price history from the cache."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, Sparkline, Static
+
+from cache.queries import CoinRow, PollInfo, coin_history, latest_rankings
+from screens.base import CacheScreen
+from screens.render import integer, local_time, money, pct, text, usd_price
+
+
+class ProjectScreen(CacheScreen):
+    """Pushed from Rankings with Enter; Escape goes back."""
+
+    SOURCES = ("coingecko",)
+    BINDINGS = [
+        Binding(
+            "escape,backspace", "back", "Back", id="project.back", tooltip="Back to the rankings"
+        )
+    ]
+
+    def __init__(self, coin: CoinRow, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.coin = coin
+
+    def action_back(self) -> None:
+        """Back to where Enter was pressed."""
+        self.dismiss()
+
+    def compose(self) -> ComposeResult:
+        """Title, figures, the 7-day sparkline and the cached price history."""
+        from screens.widgets.status_line import StatusLine
+
+        with VerticalScroll(id="project-body"):
+            yield Static(id="project-title", classes="screen-title")
+            yield DataTable(id="project-figures", cursor_type="none", show_header=False)
+            yield Static("Last 7 days (from the latest snapshot)", classes="section-title")
+            yield Sparkline([], id="project-spark-7d")
+            yield Static(id="project-spark-7d-note", classes="dim")
+            yield Static(id="project-history-title", classes="section-title")
+            yield Sparkline([], id="project-history")
+            yield Static(id="project-history-range", classes="dim")
+        yield StatusLine()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Two fixed columns for the figures."""
+        super().on_mount()
+        table = self.query_one("#project-figures", DataTable)
+        table.add_column("field", width=16)
+        table.add_column("value", width=22)
+
+    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+        """The project in the latest snapshot, and its price across every stored snapshot."""
+        rankings = latest_rankings(conn)
+        coin = self.coin
+        if rankings:
+            coin = next((c for c in rankings.coins if c.coin_id == self.coin.coin_id), coin)
+        history = coin_history(conn, self.coin.coin_id)
+        return (coin, history), rankings.poll if rankings else None
+
+    def render_data(self, data: Any) -> None:
+        """Fill figures and charts; too little history is said, not drawn as a flat line."""
+        if data is None:
+            return
+        coin, history = data
+        self.coin = coin
+        title = Text.assemble(
+            text(coin.name, "bold", 60), "  ", text(coin.symbol and coin.symbol.upper(), max_len=12)
+        )
+        self.query_one("#project-title", Static).update(title)
+        table = self.query_one("#project-figures", DataTable)
+        table.clear()
+        rows: list[tuple[str, Text]] = [
+            ("Rank", integer(coin.rank)),
+            ("Price", money(coin.price_usd, compact=False)),
+            ("Change 24h", pct(coin.change_24h_pct)),
+            ("Change 7d", pct(coin.change_7d_pct)),
+            ("Change 30d", pct(coin.change_30d_pct)),
+            ("Market cap", money(coin.market_cap_usd)),
+            ("FDV", money(coin.fdv_usd)),
+            ("Volume 24h", money(coin.volume_24h_usd)),
+            ("Category", text(coin.category)),
+            ("Devices", integer(coin.devices)),
+            ("Id", text(coin.coin_id)),
+        ]
+        table.add_rows([(Text(label), value) for label, value in rows])
+        spark = [p for p in coin.sparkline_7d if p is not None]
+        self._chart("#project-spark-7d", spark)
+        self.query_one("#project-spark-7d-note", Static).update(
+            "" if len(spark) >= 2 else "— (this snapshot has no 7-day series)"
+        )
+        prices: list[tuple[datetime, float]] = [(t, p) for t, p, _ in history if p is not None]
+        history_title = self.query_one("#project-history-title", Static)
+        history_range = self.query_one("#project-history-range", Static)
+        self._chart("#project-history", [p for _, p in prices])
+        history_title.update(
+            f"Price in the cache: {len(prices)} snapshot{'' if len(prices) == 1 else 's'}"
+        )
+        if len(prices) >= 2:
+            low = min(p for _, p in prices)
+            high = max(p for _, p in prices)
+            history_range.update(
+                f"{local_time(prices[0][0], True)} → {local_time(prices[-1][0], True)}   "
+                f"low {usd_price(low)}   high {usd_price(high)}"
+            )
+        else:
+            history_range.update("— (history builds up as polls are stored)")
+
+    def _chart(self, selector: str, points: list[float]) -> None:
+        """Draw a chart only when there is a line to draw; one point is not a trend."""
+        chart = self.query_one(selector, Sparkline)
+        chart.data = points
+        chart.display = len(points) >= 2

@@ -1,0 +1,82 @@
+"""The status line every screen has: which source, how old, live/cached/sample, offline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import Static
+
+from cache.queries import PollInfo, SourceState
+from screens.render import age, local_time, text
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How a screen's data stands, given its poll and what the cache knows of its sources."""
+
+    poll: PollInfo | None
+    states: Sequence[SourceState]
+    offline: bool
+
+
+def describe(
+    fresh: Freshness,
+    now: datetime,
+    interval: Callable[[str], float],
+    note: Callable[[str], str | None],
+    watched_sources: Sequence[str],
+) -> tuple[Text, str]:
+    """The status text and its level: "ok", "warn" (stale or failing) or "sample"."""
+    out = Text()
+    level = "ok"
+    poll = fresh.poll
+    if poll is None:
+        out.append("no data yet", style="bold")
+        level = "warn"
+    elif poll.is_sample:
+        out.append("sample · ", style="bold")
+        out.append(poll.data_at.strftime("%Y-%m-%d"))
+        level = "sample"
+    else:
+        seconds = (now - poll.finished_at).total_seconds()
+        stale = seconds > 2 * interval(poll.source)
+        mode = "cached" if fresh.offline or stale else "live"
+        out.append(f"{poll.source} · ", style="bold")
+        out.append(f"{mode} · {age(seconds)} ago")
+        if stale:
+            level = "warn"
+            out.append(" (stale)", style="bold")
+    for state in fresh.states:
+        if state.source not in watched_sources or state.source == "sample":
+            continue
+        held = note(state.source)
+        if held:
+            out.append(f" · {state.source} {held}")
+            level = "warn"
+        elif state.last.status == "failed":
+            level = "warn"
+            out.append(f" · {state.source} failing: ")
+            out.append_text(text(state.last.error_kind or "error"))
+            out.append(f" since {local_time(state.last.finished_at)}")
+    if fresh.offline:
+        out.append(" · offline", style="bold")
+    return out, level
+
+
+class StatusLine(Static):
+    """One line at the bottom of a screen; turns amber when its data is stale or failing."""
+
+    DEFAULT_CSS = """
+    StatusLine { height: 1; background: $panel; color: $text; padding: 0 1; }
+    StatusLine.-warn { background: $warning 40%; }
+    StatusLine.-sample { background: $secondary 35%; }
+    """
+
+    def show(self, content: Text, level: str) -> None:
+        """Render ``content`` and set the warn/sample classes."""
+        self.set_class(level == "warn", "-warn")
+        self.set_class(level == "sample", "-sample")
+        self.update(content)

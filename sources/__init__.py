@@ -1,0 +1,1 @@
+"""Upstream sources: one module per API; no Textual, no SQLite."""

@@ -1,0 +1,136 @@
+"""CoinGecko ``/coins/markets`` for one category: the DePIN rankings.
+
+Pages of up to 250 are fetched until a short page or ``max_coins``. The key, when there is one,
+travels only in its header (``x-cg-demo-api-key`` or ``x-cg-pro-api-key``), never in the URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import SecretStr, ValidationError
+
+from sources.base import HttpPolicy, get_json
+from sources.models import ErrorKind, MarketCoin, Reading, SourceError
+from sources.text import one_line
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROOT = "https://api.coingecko.com/api/v3"
+PRO_ROOT = "https://pro-api.coingecko.com/api/v3"
+PAGE_SIZE = 250
+MAX_INVALID_SHARE = 0.2
+KEY_ERRORS = {
+    10002: "API key missing or wrong",
+    10005: "endpoint not on your plan",
+    10010: "Pro key used with the Demo root",
+    10011: "Demo key used with the Pro root",
+}
+
+
+def root_for_plan(plan: str | None) -> str:
+    """The API root a plan implies; an explicit ``base_url`` in the config always wins."""
+    return PRO_ROOT if plan == "pro" else DEFAULT_ROOT
+
+
+def parse_markets(body: Any) -> tuple[list[MarketCoin], int]:
+    """Validate one ``/coins/markets`` page item by item; return (coins, skipped).
+
+    An error object (``{"status": {"error_code": …}}``) or any non-list is an error, not data.
+    More than 20 % invalid items fails the page: the schema has probably changed.
+    """
+    if isinstance(body, dict):
+        status = body.get("status")
+        if isinstance(status, dict) and "error_code" in status:
+            code = status.get("error_code")
+            text = one_line(status.get("error_message") or KEY_ERRORS.get(code, ""), 160)
+            kind = ErrorKind.AUTH if code in KEY_ERRORS else ErrorKind.HTTP_4XX
+            if code == 429:
+                kind = ErrorKind.RATE_LIMITED
+            raise SourceError(kind, f"CoinGecko error {one_line(code, 12)}: {text}")
+        raise SourceError(
+            ErrorKind.SCHEMA, "expected a list of coins, got an object (schema changed?)"
+        )
+    if not isinstance(body, list):
+        raise SourceError(ErrorKind.SCHEMA, "expected a list of coins (schema changed?)")
+    coins: list[MarketCoin] = []
+    skipped = 0
+    for item in body:
+        if not isinstance(item, dict):
+            skipped += 1
+            continue
+        item = dict(item)
+        item["change_24h_pct"] = item.get("price_change_percentage_24h_in_currency")
+        if item["change_24h_pct"] is None:
+            item["change_24h_pct"] = item.get("price_change_percentage_24h")
+        item["change_7d_pct"] = item.get("price_change_percentage_7d_in_currency")
+        item["change_30d_pct"] = item.get("price_change_percentage_30d_in_currency")
+        try:
+            coins.append(MarketCoin.model_validate(item))
+        except ValidationError as exc:
+            skipped += 1
+            fields = ",".join(str(e["loc"][0]) for e in exc.errors(include_input=False)[:3])
+            log.debug("coingecko: skipped one item (invalid %s)", one_line(fields, 60))
+    if body and skipped > len(body) * MAX_INVALID_SHARE:
+        raise SourceError(
+            ErrorKind.SCHEMA, f"{skipped} of {len(body)} items invalid (schema changed?)"
+        )
+    return coins, skipped
+
+
+@dataclass
+class CoinGeckoSource:
+    """Rankings of one CoinGecko category, paged up to ``max_coins``."""
+
+    base_url: str = DEFAULT_ROOT
+    category: str = "depin"
+    max_coins: int = 250
+    timeout: float = 10.0
+    api_key: SecretStr | None = None
+    plan: str | None = None
+    name: str = "coingecko"
+    uses_network: bool = True
+
+    def _headers(self) -> dict[str, str]:
+        if self.api_key is None:
+            return {"accept": "application/json"}
+        header = "x-cg-pro-api-key" if self.plan == "pro" else "x-cg-demo-api-key"
+        return {"accept": "application/json", header: self.api_key.get_secret_value()}
+
+    async def fetch(self, client: httpx.AsyncClient) -> Reading:
+        """Fetch every page needed for ``max_coins`` coins; all pages or nothing."""
+        url = self.base_url.rstrip("/") + "/coins/markets"
+        policy = HttpPolicy(deadline=self.timeout)
+        per_page = min(PAGE_SIZE, self.max_coins)
+        coins: list[MarketCoin] = []
+        seen: set[str] = set()
+        skipped = 0
+        page = 1
+        while len(coins) < self.max_coins:
+            params = {
+                "vs_currency": "usd",
+                "category": self.category,
+                "order": "market_cap_desc",
+                "per_page": str(per_page),
+                "page": str(page),
+                "sparkline": "true",
+                "price_change_percentage": "24h,7d,30d",
+            }
+            body = await get_json(
+                client, url, params=params, headers=self._headers(), policy=policy
+            )
+            page_coins, page_skipped = parse_markets(body)
+            skipped += page_skipped
+            for coin in page_coins:
+                if coin.coin_id not in seen:  # pages can shift while we read them
+                    seen.add(coin.coin_id)
+                    coins.append(coin)
+            if len(body) < per_page:
+                break
+            page += 1
+        if not coins and skipped:
+            raise SourceError(ErrorKind.SCHEMA, "no valid coin in the answer (schema changed?)")
+        return Reading(market=coins[: self.max_coins], skipped=skipped)

@@ -1,0 +1,139 @@
+"""Reading models: the vocabulary that sources produce and the cache stores.
+
+Models are tolerant: unknown fields are ignored, anything the screens do not strictly need is
+optional, numbers that are not finite or not numbers at all become ``None`` (shown as "—", never
+as 0), and every string is sanitised on the way in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from sources.text import safe_text
+
+INT64_MAX = 2**63 - 1
+
+
+def _finite_or_none(value: Any) -> float | None:
+    """Lax number: accept numbers and numeric strings; NaN, inf, junk and bools become None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _rank_or_none(value: Any) -> int | None:
+    number = _finite_or_none(value)
+    if number is None or number != int(number) or not 0 < number <= INT64_MAX:
+        return None
+    return int(number)
+
+
+def _clean_text(value: Any) -> Any:
+    return safe_text(value) if isinstance(value, str) else value
+
+
+Number = Annotated[float | None, BeforeValidator(_finite_or_none)]
+Rank = Annotated[int | None, BeforeValidator(_rank_or_none)]
+CleanText = Annotated[str, BeforeValidator(_clean_text), Field(min_length=1, max_length=300)]
+OptionalText = Annotated[str | None, BeforeValidator(_clean_text)]
+
+
+def _sparkline(value: Any) -> list[float | None] | None:
+    """CoinGecko's ``{"price": [...]}``; tolerate gaps, junk points become None."""
+    if isinstance(value, dict):
+        value = value.get("price")
+    if not isinstance(value, list):
+        return None
+    return [_finite_or_none(point) for point in value[:1000]]
+
+
+class MarketCoin(BaseModel):
+    """One project in a rankings snapshot (CoinGecko ``/coins/markets`` item or a sample row)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    coin_id: CleanText = Field(validation_alias="id")
+    symbol: OptionalText = None
+    name: CleanText
+    rank: Rank = Field(default=None, validation_alias="market_cap_rank")
+    price_usd: Number = Field(default=None, validation_alias="current_price")
+    market_cap_usd: Number = Field(default=None, validation_alias="market_cap")
+    volume_24h_usd: Number = Field(default=None, validation_alias="total_volume")
+    fdv_usd: Number = Field(default=None, validation_alias="fully_diluted_valuation")
+    change_24h_pct: Number = None
+    change_7d_pct: Number = None
+    change_30d_pct: Number = None
+    sparkline_7d: Annotated[list[float | None] | None, BeforeValidator(_sparkline)] = Field(
+        default=None, validation_alias="sparkline_in_7d"
+    )
+    category: OptionalText = None
+    devices: Rank = None
+    last_updated: OptionalText = None
+
+
+class ErrorKind(StrEnum):
+    """Why a poll failed; shown on screen and stored with the failed poll."""
+
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    HTTP_4XX = "http_4xx"
+    HTTP_5XX = "http_5xx"
+    RATE_LIMITED = "rate_limited"
+    AUTH = "auth"
+    TOO_LARGE = "too_large"
+    BAD_CONTENT_TYPE = "bad_content_type"
+    EMPTY = "empty"
+    TRUNCATED = "truncated"
+    SCHEMA = "schema"
+    PARSE = "parse"
+    INTERNAL = "internal"
+
+
+class SourceError(Exception):
+    """A failed fetch, described without any secret or raw upstream text.
+
+    ``message`` is built from (source, status, error class) and sanitised upstream text only.
+    ``retry_after`` (seconds) asks the poller not to call this source again before then.
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = safe_text(message)
+        self.status = status
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one successful fetch of a source returned, ready to be stored as one poll."""
+
+    market: list[MarketCoin] = field(default_factory=list)
+    skipped: int = 0
+    at: datetime | None = None
+    """When the data is from, if not now (the bundled sample is dated 2024-06-30)."""
+    note: str | None = None
