@@ -8,6 +8,7 @@ Screens and exports open with :func:`open_reader` (``mode=ro``), one connection 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,18 +113,39 @@ def _wrap(path: Path, exc: sqlite3.Error) -> CacheError:
     return CacheError(f"cannot use the cache {path}: {exc}")
 
 
+def _set_wal(conn: sqlite3.Connection) -> None:
+    # Switching to WAL needs an exclusive lock and does not wait on busy_timeout: when several
+    # processes open a new file at once, retry for as long as the busy timeout would have.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def open_writer(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the cache for writing and bring its schema up to date."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         _pragmas(conn)
-        conn.execute("PRAGMA journal_mode = WAL")
+        _set_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA journal_size_limit = 16777216")
         migrate(conn, path)
     except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
         raise _wrap(path, exc) from exc
+    except CacheError:
+        if conn is not None:
+            conn.close()
+        raise
     return conn
 
 

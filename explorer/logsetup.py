@@ -10,6 +10,7 @@ from pathlib import Path
 
 _PATTERNS = [
     re.compile(r"(?i)((?:api[_-]?key|token|secret|authorization|password)=)[^&\s]+"),
+    re.compile(r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"),
     re.compile(
         r"(?i)((?:x-cg-(?:demo|pro)-api-key|token|authorization)[\"']?\s*[:=]\s*[\"']?)"
         r"[^\s\"',}]+"
@@ -57,6 +58,7 @@ def setup_logging(path: Path, secrets: Iterable[str] = ()) -> None:
     for old in list(root.handlers):
         if isinstance(old, logging.handlers.RotatingFileHandler):
             root.removeHandler(old)
+            old.close()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     for noisy in ("httpx", "httpcore", "asyncio", "markdown_it"):

@@ -124,12 +124,13 @@ class CoinGeckoSource:
             )
             page_coins, page_skipped = parse_markets(body)
             skipped += page_skipped
+            before = len(coins)
             for coin in page_coins:
                 if coin.coin_id not in seen:  # pages can shift while we read them
                     seen.add(coin.coin_id)
                     coins.append(coin)
-            if len(body) < per_page:
-                break
+            if len(body) < per_page or len(coins) == before:
+                break  # a short page ends the list; a page with nothing new would loop forever
             page += 1
         if not coins and skipped:
             raise SourceError(ErrorKind.SCHEMA, "no valid coin in the answer (schema changed?)")

@@ -25,12 +25,15 @@ class LoopbackServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 server.requests.append((self.path, dict(self.headers)))
                 replies = server.routes.get(path)
-                reply = (replies.pop(0) if len(replies) > 1 else replies[0]) if replies else Reply(
-                    404, b'{"error":"not found"}')
+                reply = (
+                    (replies.pop(0) if len(replies) > 1 else replies[0])
+                    if replies
+                    else Reply(404, b'{"error":"not found"}')
+                )
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():
                     self.send_header(key, value)

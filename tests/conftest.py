@@ -1,0 +1,31 @@
+"""Shared test setup: local time is UTC, platform dirs and keys are isolated per test."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+os.environ["TZ"] = "UTC"
+time.tzset()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    base = tmp_path_factory.mktemp("xdg")
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(name, str(base / name.lower()))
+    for name in ("DEPIN_EXPLORER_CONFIG", "COINGECKO_API_KEY", "COINGECKO_API_PLAN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    # tests talk to 127.0.0.1 only; a proxy from the environment must not carry them elsewhere
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)

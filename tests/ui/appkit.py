@@ -1,0 +1,76 @@
+"""Building the app on a prepared cache with a frozen clock, for Pilot and snapshot tests."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cache.db import open_writer
+from cache.store import PollRecord, write_poll
+from explorer.app import DepinExplorerApp
+from explorer.config import Config, Secrets
+from sources.coingecko import parse_markets
+from sources.models import ErrorKind, Reading, SourceError
+from sources.sample import SAMPLE_DATE, load_sample
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+
+def frozen() -> datetime:
+    return NOW
+
+
+def markets_page(name: str = "coingecko_markets_depin.written.json") -> Reading:
+    coins, skipped = parse_markets(json.loads((FIXTURES / name).read_text()))
+    return Reading(market=coins, skipped=skipped)
+
+
+def store(
+    db: Path,
+    source: str,
+    at: datetime,
+    reading: Reading | None = None,
+    error: SourceError | None = None,
+) -> int:
+    conn = open_writer(db)
+    try:
+        return write_poll(
+            conn,
+            PollRecord(
+                source=source,
+                started_at=at - timedelta(seconds=1),
+                finished_at=at,
+                reading=reading,
+                error=error,
+            ),
+        )
+    finally:
+        conn.close()
+
+
+def store_sample(db: Path, at: datetime = NOW - timedelta(hours=5)) -> int:
+    return store(db, "sample", at, Reading(market=load_sample(), at=SAMPLE_DATE))
+
+
+def store_live(db: Path, at: datetime = NOW - timedelta(seconds=40)) -> int:
+    return store(db, "coingecko", at, markets_page())
+
+
+def store_failure(db: Path, at: datetime, kind: ErrorKind = ErrorKind.HTTP_5XX) -> int:
+    return store(db, "coingecko", at, error=SourceError(kind, "HTTP 503 from api.coingecko.com"))
+
+
+def make_app(
+    tmp_path: Path, *, poll: bool = False, offline: bool = True, config: Config | None = None
+) -> DepinExplorerApp:
+    return DepinExplorerApp(
+        config or Config(),
+        Secrets(),
+        tmp_path / "cache.db",
+        offline=offline,
+        state_path=tmp_path / "state.json",
+        clock=frozen,
+        poll=poll,
+    )
