@@ -40,6 +40,7 @@ class DepinExplorerApp(App[None]):
             "show('overview')",
             "Overview",
             id="screen.overview",
+            show=False,
             tooltip="Market summary and source freshness",
         ),
         Binding(
@@ -47,6 +48,7 @@ class DepinExplorerApp(App[None]):
             "show('rankings')",
             "Rankings",
             id="screen.rankings",
+            show=False,
             tooltip="DePIN projects ranked",
         ),
         Binding("r", "refresh", "Refresh", id="poll.refresh", tooltip="Poll every source now"),

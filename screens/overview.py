@@ -15,6 +15,8 @@ from cache.queries import CoinRow, PollInfo, Rankings, SourceState, latest_ranki
 from screens.base import CacheScreen
 from screens.host import host
 from screens.render import age, local_time, missing, pct, text, usd_compact
+from screens.widgets.nav import NavBar
+from screens.widgets.status_line import StatusLine
 
 MOVERS = 5
 
@@ -46,7 +48,7 @@ class OverviewScreen(CacheScreen):
 
     def compose(self) -> ComposeResult:
         """Headline figures, two mover tables side by side, the sources table."""
-        from screens.widgets.status_line import StatusLine
+        yield NavBar("overview")
 
         with VerticalScroll(id="overview-body"):
             yield Static(id="overview-headline", classes="screen-title")

@@ -15,6 +15,8 @@ from textual.widgets import DataTable, Footer, Sparkline, Static
 from cache.queries import CoinRow, PollInfo, coin_history, latest_rankings
 from screens.base import CacheScreen
 from screens.render import integer, local_time, money, pct, text, usd_price
+from screens.widgets.nav import NavBar
+from screens.widgets.status_line import StatusLine
 
 
 class ProjectScreen(CacheScreen):
@@ -37,7 +39,7 @@ class ProjectScreen(CacheScreen):
 
     def compose(self) -> ComposeResult:
         """Title, figures, the 7-day sparkline and the cached price history."""
-        from screens.widgets.status_line import StatusLine
+        yield NavBar("rankings")
 
         with VerticalScroll(id="project-body"):
             yield Static(id="project-title", classes="screen-title")
@@ -92,6 +94,8 @@ class ProjectScreen(CacheScreen):
             ("Devices", integer(coin.devices)),
             ("Id", text(coin.coin_id)),
         ]
+        for _, value in rows:
+            value.justify = "left"  # a two-column sheet reads best aligned on one edge
         table.add_rows([(Text(label), value) for label, value in rows])
         spark = [p for p in coin.sparkline_7d if p is not None]
         self._chart("#project-spark-7d", spark)

@@ -19,6 +19,8 @@ from screens.base import CacheScreen
 from screens.host import host
 from screens.project import ProjectScreen
 from screens.render import integer, money, pct, sparkline, text
+from screens.widgets.nav import NavBar
+from screens.widgets.status_line import StatusLine
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,13 @@ def _watch_cell(watched: bool) -> Text:
 
 
 COLUMNS: list[Column] = [
+    # Ordered so that the columns an investor scans first fit in 80 columns.
     Column("rank", "#", 4, lambda c: c.rank, lambda c: integer(c.rank)),
-    Column("name", "Name", 16, lambda c: c.name.casefold(), lambda c: text(c.name, max_len=40)),
+    Column("name", "Name", 14, lambda c: c.name.casefold(), lambda c: text(c.name, max_len=40)),
     Column(
         "symbol",
         "Symbol",
-        7,
+        6,
         lambda c: (c.symbol or "").casefold(),
         lambda c: text(c.symbol and c.symbol.upper(), max_len=12),
     ),
@@ -51,10 +54,10 @@ COLUMNS: list[Column] = [
     ),
     Column("change_24h", "24h", 7, lambda c: c.change_24h_pct, lambda c: pct(c.change_24h_pct)),
     Column("change_7d", "7d", 7, lambda c: c.change_7d_pct, lambda c: pct(c.change_7d_pct)),
-    Column("change_30d", "30d", 7, lambda c: c.change_30d_pct, lambda c: pct(c.change_30d_pct)),
     Column(
         "market_cap", "Mkt cap", 9, lambda c: c.market_cap_usd, lambda c: money(c.market_cap_usd)
     ),
+    Column("change_30d", "30d", 7, lambda c: c.change_30d_pct, lambda c: pct(c.change_30d_pct)),
     Column("volume", "Vol 24h", 9, lambda c: c.volume_24h_usd, lambda c: money(c.volume_24h_usd)),
     Column(
         "sparkline",
@@ -92,7 +95,12 @@ class RankingsScreen(CacheScreen):
         ),
         Binding("s", "sort_next", "Sort", id="rankings.sort", tooltip="Sort by the next column"),
         Binding(
-            "S", "sort_reverse", "Reverse", id="rankings.reverse", tooltip="Reverse the sort order"
+            "S",
+            "sort_reverse",
+            "Reverse",
+            id="rankings.reverse",
+            show=False,
+            tooltip="Reverse the sort order",
         ),
         Binding(
             "f",
@@ -129,7 +137,7 @@ class RankingsScreen(CacheScreen):
 
     def compose(self) -> ComposeResult:
         """Title line, table, filter input, status line, footer."""
-        from screens.widgets.status_line import StatusLine
+        yield NavBar("rankings")
 
         with Vertical(id="rankings-body"):
             yield Static(id="rankings-title", classes="screen-title")
@@ -192,6 +200,8 @@ class RankingsScreen(CacheScreen):
             f"  {len(self.shown)} of {total}",
             f"  ·  sort: {label} {'↓' if self.descending else '↑'}",
         )
+        if self.rankings and self.rankings.poll.is_sample:
+            title.append("  ·  bundled sample of 2024-06-30, not live", style="bold")
         if self.watchlist_only:
             title.append("  ·  watchlist only", style="bold yellow")
         if self.filter_text:

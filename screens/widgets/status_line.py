@@ -58,9 +58,8 @@ def describe(
             level = "warn"
         elif state.last.status == "failed":
             level = "warn"
-            out.append(f" · {state.source} failing: ")
+            out.append(f" · {state.source} failing since {local_time(state.last.finished_at)}: ")
             out.append_text(text(state.last.error_kind or "error"))
-            out.append(f" since {local_time(state.last.finished_at)}")
     if fresh.offline:
         out.append(" · offline", style="bold")
     return out, level

@@ -188,7 +188,7 @@ async def test_failing_source_turns_status_amber_and_keeps_last_good(tmp_path: P
         await settle(pilot)
         line = app.screen.query_one(StatusLine)
         assert line.has_class("-warn")
-        assert "failing: http_5xx" in status(app)
+        assert "failing since 12:00:00: http_5xx" in status(app)
         assert len(app.screen.shown) == 6
 
 

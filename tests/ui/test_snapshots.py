@@ -1,0 +1,66 @@
+"""Snapshot tests of every screen at 80x24 and 120x40, on a fixed cache and a frozen clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from tests.ui.appkit import NOW, make_app, store_failure, store_live, store_sample
+from tests.ui.test_navigation import settle
+
+SIZES = [(80, 24), (120, 40)]
+
+
+def live_cache(tmp_path: Path) -> None:
+    db = tmp_path / "cache.db"
+    store_sample(db, at=NOW - timedelta(days=1))
+    store_live(db, at=NOW - timedelta(minutes=3))
+    store_live(db, at=NOW - timedelta(seconds=40))
+
+
+def keys(*presses: str):
+    async def run_before(pilot: Pilot) -> None:
+        await settle(pilot)
+        for key in presses:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_overview(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    live_cache(tmp_path)
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=keys())
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_rankings(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    live_cache(tmp_path)
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=keys("2"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_first_run_sample(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    app = make_app(tmp_path, poll=True, offline=True)
+    assert snap_compare(app, terminal_size=size, run_before=keys("2"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_project(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    live_cache(tmp_path)
+    assert snap_compare(
+        make_app(tmp_path), terminal_size=size, run_before=keys("2", "down", "enter")
+    )
+
+
+def test_rankings_stale_and_failing(snap_compare, tmp_path: Path) -> None:
+    db = tmp_path / "cache.db"
+    store_live(db, at=NOW - timedelta(hours=3))
+    store_failure(db, NOW - timedelta(minutes=1))
+    assert snap_compare(
+        make_app(tmp_path), terminal_size=(80, 24), run_before=keys("2", "slash", "i", "o")
+    )
