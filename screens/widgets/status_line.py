@@ -53,6 +53,8 @@ def describe(
         if state.source not in watched_sources or state.source == "sample":
             continue
         held = note(state.source)
+        if not held and state.last.retry_at and state.last.retry_at > now:
+            held = f"rate limited until {local_time(state.last.retry_at)}"  # told by the cache
         if held:
             out.append(f" · {state.source} {held}")
             level = "warn"

@@ -192,6 +192,24 @@ async def test_failing_source_turns_status_amber_and_keeps_last_good(tmp_path: P
         assert len(app.screen.shown) == 6
 
 
+async def test_rate_limited_source_says_until_when(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from sources.models import ErrorKind, SourceError
+    from tests.ui.appkit import store
+
+    db = tmp_path / "cache.db"
+    store_live(db)
+    error = SourceError(ErrorKind.RATE_LIMITED, "rate limited by api.coingecko.com", status=429)
+    store(db, "coingecko", NOW, error=error, retry_at=NOW + timedelta(seconds=119))
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        assert "coingecko rate limited until 12:01:59" in status(app)
+        assert len(app.screen.shown) == 6
+
+
 async def test_help_panel_and_refresh_offline(tmp_path: Path) -> None:
     store_sample(tmp_path / "cache.db")
     app = make_app(tmp_path)
