@@ -33,6 +33,7 @@ def store(
     at: datetime,
     reading: Reading | None = None,
     error: SourceError | None = None,
+    retry_at: datetime | None = None,
 ) -> int:
     conn = open_writer(db)
     try:
@@ -42,6 +43,7 @@ def store(
                 source=source,
                 started_at=at - timedelta(seconds=1),
                 finished_at=at,
+                retry_at=retry_at,
                 reading=reading,
                 error=error,
             ),
