@@ -14,13 +14,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def loaded_after(module: str) -> set[str]:
     code = f"import sys, {module}; print(' '.join(sorted(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return set(result.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["sources.base", "sources.coingecko", "sources.sample",
-                                    "sources.models", "sources.text"])
+@pytest.mark.parametrize(
+    "module",
+    ["sources.base", "sources.coingecko", "sources.sample", "sources.models", "sources.text"],
+)
 def test_sources_import_no_ui_and_no_sqlite(module: str) -> None:
     loaded = loaded_after(module)
     assert not {"textual", "sqlite3", "sqlite_utils"} & loaded
