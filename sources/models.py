@@ -42,6 +42,14 @@ def _rank_or_none(value: Any) -> int | None:
     return int(number)
 
 
+def _count_or_none(value: Any) -> int | None:
+    """A non-negative count; 0 is a real value here (none available), unlike a rank."""
+    number = _finite_or_none(value)
+    if number is None or number != int(number) or not 0 <= number <= INT64_MAX:
+        return None
+    return int(number)
+
+
 def _clean_text(value: Any) -> Any:
     return safe_text(value) if isinstance(value, str) else value
 
@@ -128,12 +136,67 @@ class SourceError(Exception):
         return self.message
 
 
+class NetworkMetric(BaseModel):
+    """One figure a public network publishes, in long form (network, metric, value, unit).
+
+    Metric names are part of the export contract: ``devices_total``, ``devices_active``,
+    ``gpus_total``, ``gpus_active``, ``gpus_verified``, ``gpu_utilization_pct``, ``cpus_total``,
+    ``cpus_active``, ``clusters_running``, ``providers_active``, ``leases_active``,
+    ``hotspots_total``, ``miners_active`` and others where a network has them.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    network: str
+    metric: str
+    value: float = Field(allow_inf_nan=False)
+    unit: str = ""
+    endpoint: str = ""
+    """Which endpoint of the source it came from (a path, without query)."""
+
+
+class GpuModel(BaseModel):
+    """A GPU model on offer in a network: availability and price per GPU-hour."""
+
+    model_config = ConfigDict(frozen=True)
+
+    network: str
+    model: CleanText
+    memory_gb: Number = None
+    cards: Rank = None
+    """GPUs per machine in a catalogue entry (prices here are already per GPU)."""
+    total: Annotated[int | None, BeforeValidator(_count_or_none)] = None
+    available: Annotated[int | None, BeforeValidator(_count_or_none)] = None
+    price_usd_gpu_hour: Number = None
+    endpoint: str = ""
+
+
+@dataclass(frozen=True)
+class EndpointError:
+    """One endpoint of a multi-endpoint source that failed while others succeeded."""
+
+    endpoint: str
+    error: SourceError
+
+
 @dataclass(frozen=True)
 class Reading:
-    """What one successful fetch of a source returned, ready to be stored as one poll."""
+    """What one fetch of a source returned, ready to be stored as one poll.
+
+    A multi-endpoint source (a public network) may return some data and some ``errors``: what
+    came back is stored, and each failed endpoint keeps its last good values.
+    """
 
     market: list[MarketCoin] = field(default_factory=list)
+    metrics: list[NetworkMetric] = field(default_factory=list)
+    gpu_models: list[GpuModel] = field(default_factory=list)
+    errors: list[EndpointError] = field(default_factory=list)
     skipped: int = 0
     at: datetime | None = None
     """When the data is from, if not now (the bundled sample is dated 2024-06-30)."""
     note: str | None = None
+
+    @property
+    def items(self) -> int:
+        """Rows this reading stores."""
+        return len(self.market) + len(self.metrics) + len(self.gpu_models)
