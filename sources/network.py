@@ -50,7 +50,7 @@ def metric(
 
 
 def utilization(active: float | None, total: float | None) -> float | None:
-    """active ÷ total × 100 from the same poll; None when either is missing or total is 0."""
+    """Active ÷ total × 100 from the same poll; None when either is missing or total is 0."""
     if active is None or total is None or total <= 0:
         return None
     return active / total * 100.0
