@@ -24,7 +24,7 @@ MIGRATIONS: list[str] = [
         started_at TEXT NOT NULL,
         finished_at TEXT NOT NULL,
         data_at TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+        status TEXT NOT NULL CHECK (status IN ('ok', 'partial', 'failed')),
         error_kind TEXT,
         error TEXT,
         latency_ms REAL,
@@ -53,6 +53,39 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (poll_id, coin_id)
     );
     CREATE INDEX market_coin ON market (coin_id, poll_id);
+    """,
+    # 2: public networks: metrics in long form, GPU models, per-endpoint failures
+    """
+    CREATE TABLE network_stats (
+        poll_id INTEGER NOT NULL REFERENCES polls (id) ON DELETE CASCADE,
+        network TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value REAL NOT NULL,
+        unit TEXT NOT NULL DEFAULT '',
+        endpoint TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (poll_id, network, metric)
+    );
+    CREATE INDEX network_stats_metric ON network_stats (network, metric, poll_id);
+    CREATE TABLE gpu_models (
+        poll_id INTEGER NOT NULL REFERENCES polls (id) ON DELETE CASCADE,
+        network TEXT NOT NULL,
+        model TEXT NOT NULL,
+        memory_gb REAL,
+        cards INTEGER,
+        total INTEGER,
+        available INTEGER,
+        price_usd_gpu_hour REAL,
+        endpoint TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (poll_id, network, model)
+    );
+    CREATE INDEX gpu_models_network ON gpu_models (network, poll_id);
+    CREATE TABLE poll_errors (
+        poll_id INTEGER NOT NULL REFERENCES polls (id) ON DELETE CASCADE,
+        endpoint TEXT NOT NULL,
+        error_kind TEXT NOT NULL,
+        error TEXT NOT NULL
+    );
+    CREATE INDEX poll_errors_poll ON poll_errors (poll_id);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

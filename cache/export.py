@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cache.db import iso
-from cache.queries import Rankings
+from cache.queries import GpuModelRow, MetricValue, Rankings
 
 RANKINGS_KEYS = (
     "coin_id",
@@ -26,6 +26,18 @@ RANKINGS_KEYS = (
     "change_24h_pct",
     "change_7d_pct",
     "change_30d_pct",
+    "source",
+    "fetched_at",
+)
+NETWORKS_KEYS = ("network", "metric", "value", "unit", "source", "fetched_at")
+GPU_MODELS_KEYS = (
+    "network",
+    "model",
+    "memory_gb",
+    "cards",
+    "total",
+    "available",
+    "price_usd_gpu_hour",
     "source",
     "fetched_at",
 )
@@ -60,6 +72,39 @@ def rankings_records(rankings: Rankings | None) -> list[dict[str, Any]]:
             "fetched_at": fetched_at,
         }
         for coin in rankings.coins
+    ]
+
+
+def networks_records(metrics: list[MetricValue]) -> list[dict[str, Any]]:
+    """One dict per (network, metric): its most recent successfully fetched value."""
+    return [
+        {
+            "network": m.network,
+            "metric": m.metric,
+            "value": number(m.value),
+            "unit": m.unit,
+            "source": m.source,
+            "fetched_at": iso(m.fetched_at),
+        }
+        for m in metrics
+    ]
+
+
+def gpu_models_records(models: list[GpuModelRow]) -> list[dict[str, Any]]:
+    """One dict per (network, GPU model) of each network's latest catalogue."""
+    return [
+        {
+            "network": g.network,
+            "model": g.model,
+            "memory_gb": number(g.memory_gb),
+            "cards": g.cards,
+            "total": g.total,
+            "available": g.available,
+            "price_usd_gpu_hour": number(g.price_usd_gpu_hour),
+            "source": g.source,
+            "fetched_at": iso(g.fetched_at),
+        }
+        for g in models
     ]
 
 

@@ -178,7 +178,7 @@ def source_states(conn: sqlite3.Connection, at: datetime | None = None) -> list[
             (source, bound),
         ).fetchone()
         last_ok = conn.execute(
-            "SELECT * FROM polls WHERE source = ? AND finished_at <= ? AND status = 'ok' "
+            "SELECT * FROM polls WHERE source = ? AND finished_at <= ? AND status != 'failed' "
             "ORDER BY finished_at DESC, id DESC LIMIT 1",
             (source, bound),
         ).fetchone()
@@ -197,3 +197,106 @@ def source_states(conn: sqlite3.Connection, at: datetime | None = None) -> list[
             )
         )
     return states
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """The most recent successfully fetched value of one (network, metric)."""
+
+    network: str
+    metric: str
+    value: float
+    unit: str
+    source: str
+    fetched_at: datetime
+
+
+@dataclass(frozen=True)
+class GpuModelRow:
+    """A GPU model on offer in a network, from its latest poll that listed GPU models."""
+
+    network: str
+    model: str
+    memory_gb: float | None
+    cards: int | None
+    total: int | None
+    available: int | None
+    price_usd_gpu_hour: float | None
+    source: str
+    fetched_at: datetime
+
+
+def _bound_poll_id(conn: sqlite3.Connection, at: datetime | None) -> int:
+    # Poll ids grow in commit order, so "stored at or before T" is "id <= the last id at T".
+    row = conn.execute("SELECT MAX(id) FROM polls WHERE finished_at <= ?", (_bound(at),))
+    return int(row.fetchone()[0] or 0)
+
+
+def latest_metrics(conn: sqlite3.Connection, at: datetime | None = None) -> list[MetricValue]:
+    """Every (network, metric) with its own last good value and fetch time, as of ``at``."""
+    bound = _bound_poll_id(conn, at)
+    rows = conn.execute(
+        "SELECT n.network, n.metric, n.value, n.unit, p.source, p.finished_at "
+        "FROM (SELECT network, metric, MAX(poll_id) AS poll_id FROM network_stats "
+        "      WHERE poll_id <= ? GROUP BY network, metric) latest "
+        "JOIN network_stats n ON n.poll_id = latest.poll_id AND n.network = latest.network "
+        "     AND n.metric = latest.metric "
+        "JOIN polls p ON p.id = n.poll_id ORDER BY n.network, n.metric",
+        (bound,),
+    ).fetchall()
+    return [MetricValue(r[0], r[1], r[2], r[3], r[4], parse_iso(r[5])) for r in rows]
+
+
+def metric_history(
+    conn: sqlite3.Connection,
+    network: str,
+    metric: str,
+    since: datetime,
+    at: datetime | None = None,
+) -> list[tuple[datetime, float]]:
+    """(time, value) of one network metric between ``since`` and ``at``, oldest first."""
+    rows = conn.execute(
+        "SELECT p.finished_at, n.value FROM network_stats n JOIN polls p ON p.id = n.poll_id "
+        "WHERE n.network = ? AND n.metric = ? AND n.poll_id <= ? AND p.finished_at >= ? "
+        "ORDER BY n.poll_id",
+        (network, metric, _bound_poll_id(conn, at), iso(since)),
+    ).fetchall()
+    return [(parse_iso(r[0]), r[1]) for r in rows]
+
+
+def latest_gpu_models(conn: sqlite3.Connection, at: datetime | None = None) -> list[GpuModelRow]:
+    """For each network, the GPU models of its latest poll that listed any, as of ``at``."""
+    bound = _bound_poll_id(conn, at)
+    rows = conn.execute(
+        "SELECT g.network, g.model, g.memory_gb, g.cards, g.total, g.available, "
+        "g.price_usd_gpu_hour, p.source, p.finished_at FROM gpu_models g "
+        "JOIN polls p ON p.id = g.poll_id "
+        "WHERE g.poll_id = (SELECT MAX(poll_id) FROM gpu_models g2 "
+        "                   WHERE g2.network = g.network AND g2.poll_id <= ?) "
+        "ORDER BY g.network, g.price_usd_gpu_hour IS NULL, g.price_usd_gpu_hour DESC, g.model",
+        (bound,),
+    ).fetchall()
+    return [GpuModelRow(*r[:8], fetched_at=parse_iso(r[8])) for r in rows]
+
+
+def poll_errors(conn: sqlite3.Connection, poll_id: int) -> list[tuple[str, str, str]]:
+    """(endpoint, kind, message) of the endpoints that failed in one poll."""
+    return [
+        tuple(r)
+        for r in conn.execute(
+            "SELECT endpoint, error_kind, error FROM poll_errors WHERE poll_id = ?", (poll_id,)
+        )
+    ]
+
+
+def latest_good_poll(
+    conn: sqlite3.Connection, sources: tuple[str, ...], at: datetime | None = None
+) -> PollInfo | None:
+    """The newest poll of any of ``sources`` that stored data (ok or partial), as of ``at``."""
+    marks = ",".join("?" * len(sources))
+    row = conn.execute(
+        f"SELECT * FROM polls WHERE source IN ({marks}) AND status != 'failed' "
+        "AND finished_at <= ? ORDER BY finished_at DESC, id DESC LIMIT 1",
+        (*sources, _bound(at)),
+    ).fetchone()
+    return _poll(row) if row else None

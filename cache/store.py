@@ -69,11 +69,52 @@ def _market_row(poll_id: int, coin: MarketCoin) -> tuple[object, ...]:
     )
 
 
+def _metric_rows(poll_id: int, reading: Reading) -> list[tuple[object, ...]]:
+    rows = {}
+    for m in reading.metrics:  # one value per (network, metric) per poll: the last one wins
+        if math.isfinite(m.value):
+            rows[(m.network, m.metric)] = (
+                poll_id,
+                safe_text(m.network),
+                safe_text(m.metric),
+                m.value,
+                safe_text(m.unit),
+                safe_text(m.endpoint),
+            )
+    return list(rows.values())
+
+
+def _gpu_rows(poll_id: int, reading: Reading) -> list[tuple[object, ...]]:
+    rows = {}
+    for g in reading.gpu_models:
+        rows[(g.network, g.model)] = (
+            poll_id,
+            safe_text(g.network),
+            safe_text(g.model),
+            _real(g.memory_gb),
+            _int(g.cards),
+            _int(g.total),
+            _int(g.available),
+            _real(g.price_usd_gpu_hour),
+            safe_text(g.endpoint),
+        )
+    return list(rows.values())
+
+
+def poll_status(record: PollRecord) -> str:
+    """``ok``; ``partial`` when some endpoints failed but data came back; else ``failed``."""
+    if not record.ok or record.reading is None:
+        return "failed"
+    return "partial" if record.reading.errors else "ok"
+
+
 def write_poll(conn: sqlite3.Connection, record: PollRecord) -> int:
     """Store one poll and its rows in a single transaction; return the poll id."""
     reading = record.reading if record.ok else None
     error = record.error
-    items = len(reading.market) if reading else 0
+    if reading and reading.errors and not error:  # the poll's headline error: the first one
+        error = reading.errors[0].error
+    items = reading.items if reading else 0
     data_at = reading.at if reading and reading.at else record.finished_at
     latency = (record.finished_at - record.started_at).total_seconds() * 1000
     conn.execute("BEGIN IMMEDIATE")
@@ -86,7 +127,7 @@ def write_poll(conn: sqlite3.Connection, record: PollRecord) -> int:
                 iso(record.started_at),
                 iso(record.finished_at),
                 iso(data_at),
-                "ok" if reading else "failed",
+                poll_status(record),
                 str(error.kind) if error else None,
                 safe_text(error.message, 500) if error else None,
                 round(latency, 1),
@@ -96,16 +137,38 @@ def write_poll(conn: sqlite3.Connection, record: PollRecord) -> int:
             ),
         )
         poll_id = int(cursor.lastrowid or 0)
-        if reading and reading.market:
-            conn.executemany(
-                "INSERT INTO market VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_market_row(poll_id, coin) for coin in reading.market],
-            )
+        _insert_rows(conn, poll_id, reading)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     return poll_id
+
+
+def _insert_rows(conn: sqlite3.Connection, poll_id: int, reading: Reading | None) -> None:
+    if reading is None:
+        return
+    if reading.market:
+        conn.executemany(
+            "INSERT INTO market VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [_market_row(poll_id, coin) for coin in reading.market],
+        )
+    if reading.metrics:
+        conn.executemany(
+            "INSERT INTO network_stats VALUES (?,?,?,?,?,?)", _metric_rows(poll_id, reading)
+        )
+    if reading.gpu_models:
+        conn.executemany(
+            "INSERT INTO gpu_models VALUES (?,?,?,?,?,?,?,?,?)", _gpu_rows(poll_id, reading)
+        )
+    if reading.errors:
+        conn.executemany(
+            "INSERT INTO poll_errors VALUES (?,?,?,?)",
+            [
+                (poll_id, safe_text(e.endpoint), str(e.error.kind), safe_text(e.error.message, 500))
+                for e in reading.errors
+            ],
+        )
 
 
 def has_rankings(conn: sqlite3.Connection) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,10 +20,13 @@ from explorer.commands import ExplorerCommands
 from explorer.config import Config, Secrets
 from explorer.poller import Poller
 from explorer.state import UserState
+from screens.host import SourceRuntime
 from screens.messages import PollStored
+from screens.networks import NetworksScreen
 from screens.overview import OverviewScreen
 from screens.rankings import RankingsScreen
 from screens.render import local_time
+from screens.sources import SourcesScreen
 
 STYLES = Path(screens.__file__).parent / "styles"
 
@@ -33,7 +37,12 @@ class DepinExplorerApp(App[None]):
     TITLE = "depin-explorer"
     CSS_PATH: ClassVar = [STYLES / "app.tcss"]
     COMMANDS = App.COMMANDS | {ExplorerCommands}
-    MODES: ClassVar = {"overview": OverviewScreen, "rankings": RankingsScreen}
+    MODES: ClassVar = {
+        "overview": OverviewScreen,
+        "rankings": RankingsScreen,
+        "networks": NetworksScreen,
+        "sources": SourcesScreen,
+    }
     BINDINGS: ClassVar = [
         Binding(
             "1",
@@ -50,6 +59,22 @@ class DepinExplorerApp(App[None]):
             id="screen.rankings",
             show=False,
             tooltip="DePIN projects ranked",
+        ),
+        Binding(
+            "3",
+            "show('networks')",
+            "Networks",
+            id="screen.networks",
+            show=False,
+            tooltip="Public DePIN networks: devices, GPUs, utilization",
+        ),
+        Binding(
+            "7",
+            "show('sources')",
+            "Sources",
+            id="screen.sources",
+            show=False,
+            tooltip="Every source's state, errors and next poll",
         ),
         Binding("r", "refresh", "Refresh", id="poll.refresh", tooltip="Poll every source now"),
         Binding("question_mark", "toggle_help", "Help", id="help", tooltip="Show the keys"),
@@ -134,9 +159,38 @@ class DepinExplorerApp(App[None]):
         self.state.set_watchlist(self._watchlist)
         return coin_id in self._watchlist
 
-    def request_poll(self) -> None:
-        """Poll every source now."""
-        self.action_refresh()
+    def request_poll(self, source: str | None = None) -> None:
+        """Poll every source, or one, now."""
+        if source is None or self.offline or self.poller is None:
+            self.action_refresh()
+        elif source not in self.poller.sources:
+            self.notify(f"{source} is disabled in the config", markup=False)
+        else:
+            self.poller.poll_soon(source)
+            self.notify(f"polling {source} now", timeout=2, markup=False)
+
+    def source_runtimes(self) -> list[SourceRuntime]:
+        """Every configured source with its schedule, for the Sources screen."""
+        runtimes = []
+        now = self.now()
+        for name in type(self.config.sources).model_fields:
+            section = getattr(self.config.sources, name)
+            schedule = self.poller.schedules.get(name) if self.poller else None
+            next_at = None
+            if schedule is not None and schedule.next_due != float("inf"):
+                wait = max(0.0, schedule.next_due - time.monotonic())
+                next_at = now + timedelta(seconds=wait)
+            runtimes.append(
+                SourceRuntime(
+                    name=name,
+                    enabled=section.enabled,
+                    uses_network=name != "sample",
+                    interval=section.interval,
+                    next_poll_at=next_at,
+                    note=self.source_note(name),
+                )
+            )
+        return runtimes
 
     # -- lifecycle ------------------------------------------------------------------------
     def on_mount(self) -> None:

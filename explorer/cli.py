@@ -220,6 +220,14 @@ def _report(outcomes: list[Any]) -> int:
             failed += 1
             error = outcome.record.error
             click.echo(f"{outcome.source}: {error.kind}: {one_line(error.message)}", err=True)
+        elif outcome.record is not None and outcome.record.reading.errors:
+            failed += 1  # partial: what came back is stored, but not every endpoint answered
+            for part in outcome.record.reading.errors:
+                click.echo(
+                    f"{outcome.source}: partial: {part.endpoint}: {part.error.kind}: "
+                    f"{one_line(part.error.message)}",
+                    err=True,
+                )
         elif outcome.skipped in ("rate limited", "paused"):
             failed += 1
             click.echo(f"{outcome.source}: {outcome.detail}", err=True)
@@ -242,22 +250,55 @@ def export(ctx: click.Context, **globals_: Any) -> None:
 @click.pass_context
 def export_rankings(ctx: click.Context, fmt: str, **globals_: Any) -> None:
     """The latest rankings snapshot (live if any was stored, else the sample)."""
+    _export(ctx, "rankings", fmt, globals_)
+
+
+@export.command("networks")
+@global_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.pass_context
+def export_networks(ctx: click.Context, fmt: str, **globals_: Any) -> None:
+    """Each (network, metric) with its most recent successfully fetched value."""
+    _export(ctx, "networks", fmt, globals_)
+
+
+@export.command("gpu-models")
+@global_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.pass_context
+def export_gpu_models(ctx: click.Context, fmt: str, **globals_: Any) -> None:
+    """GPU models on offer per network: availability and price per GPU-hour."""
+    _export(ctx, "gpu-models", fmt, globals_)
+
+
+def _export(ctx: click.Context, table: str, fmt: str, globals_: dict[str, Any]) -> None:
     _merge(ctx, **globals_)
     setup = load_setup(ctx)
+    from cache import export, queries
     from cache.db import CacheError, open_reader
-    from cache.export import RANKINGS_KEYS, rankings_records, to_csv, to_json
-    from cache.queries import latest_rankings
 
     try:
         conn = open_reader(setup.db_path)
         try:
-            records = rankings_records(latest_rankings(conn))
+            if table == "rankings":
+                keys = export.RANKINGS_KEYS
+                records = export.rankings_records(queries.latest_rankings(conn))
+            elif table == "networks":
+                keys = export.NETWORKS_KEYS
+                records = export.networks_records(queries.latest_metrics(conn))
+            else:
+                keys = export.GPU_MODELS_KEYS
+                records = export.gpu_models_records(queries.latest_gpu_models(conn))
         finally:
             conn.close()
     except CacheError as exc:
         fail(str(exc), 1)
         return
-    click.echo(to_json(records) if fmt == "json" else to_csv(records, RANKINGS_KEYS), nl=False)
+    click.echo(export.to_json(records) if fmt == "json" else export.to_csv(records, keys), nl=False)
 
 
 @cli.group("config")

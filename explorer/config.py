@@ -49,10 +49,47 @@ class SampleConfig(SourceConfig):
     interval: float = Field(default=3600.0, ge=1)
 
 
+class NetworkConfig(SourceConfig):
+    """A public network's API: ``base_url`` is its API root; every endpoint hangs off it."""
+
+    ca_file: Path | None = None
+    """A CA bundle for a mirror with its own certificate authority."""
+
+
+class IonetConfig(NetworkConfig):
+    """``[sources.ionet]``: io.net explorer network figures and the cloud GPU catalogue."""
+
+    base_url: str | None = "https://api.io.solutions"
+
+
+class AkashConfig(NetworkConfig):
+    """``[sources.akash]``: Akash console API capacity, GPUs, prices, leases."""
+
+    base_url: str | None = "https://console-api.akash.network"
+
+
+class FilecoinConfig(NetworkConfig):
+    """``[sources.filecoin]``: Filfox overview (miners, power, price)."""
+
+    base_url: str | None = "https://filfox.info/api/v1"
+    interval: float = Field(default=900.0, ge=1)
+
+
+class HeliumConfig(NetworkConfig):
+    """``[sources.helium]``: Helium entity API hotspot counts (iot, mobile)."""
+
+    base_url: str | None = "https://entities.nft.helium.io"
+    interval: float = Field(default=1800.0, ge=1)
+
+
 class SourcesConfig(_Section):
     """``[sources.NAME]`` tables."""
 
     coingecko: CoinGeckoConfig = CoinGeckoConfig()
+    ionet: IonetConfig = IonetConfig()
+    akash: AkashConfig = AkashConfig()
+    filecoin: FilecoinConfig = FilecoinConfig()
+    helium: HeliumConfig = HeliumConfig()
     sample: SampleConfig = SampleConfig()
 
 
@@ -149,6 +186,26 @@ interval = 120        # seconds between polls (keyless: keep it at 60 or more)
 timeout = 10          # overall deadline of one poll, seconds
 category = "depin"    # a category id from CoinGecko /coins/categories/list
 max_coins = 250
+
+[sources.ionet]        # io.net explorer: devices, GPUs, clusters, blocks; cloud GPU catalogue
+enabled = true
+# base_url = "https://api.io.solutions"
+interval = 120
+
+[sources.akash]        # Akash console API: capacity, GPUs and prices, leases, spend
+enabled = true
+# base_url = "https://console-api.akash.network"
+interval = 120
+
+[sources.filecoin]     # Filfox overview: active miners, network power, price
+enabled = true
+# base_url = "https://filfox.info/api/v1"
+interval = 900
+
+[sources.helium]       # Helium entity API: registered iot and mobile hotspots
+enabled = true
+# base_url = "https://entities.nft.helium.io"
+interval = 1800
 
 [sources.sample]
 enabled = true        # the bundled mid-2024 table, shown only while nothing else is cached

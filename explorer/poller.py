@@ -20,11 +20,15 @@ from pathlib import Path
 
 import httpx
 
-from cache.db import Clock, open_writer, utc_now
+from cache.db import CacheError, Clock, open_writer, utc_now
 from cache.store import PollRecord, has_rankings, write_poll
 from explorer.config import Config, Secrets, coingecko_root
+from sources.akash import AkashSource
 from sources.base import Source, make_client
 from sources.coingecko import CoinGeckoSource
+from sources.filecoin import FilecoinSource
+from sources.helium import HeliumSource
+from sources.ionet import IonetSource
 from sources.models import ErrorKind, SourceError
 from sources.sample import SampleSource
 
@@ -75,6 +79,18 @@ def build_sources(config: Config, secrets: Secrets) -> dict[str, Source]:
             api_key=secrets.coingecko_api_key,
             plan=secrets.coingecko_plan,
         )
+    networks: dict[str, type] = {
+        "ionet": IonetSource,
+        "akash": AkashSource,
+        "filecoin": FilecoinSource,
+        "helium": HeliumSource,
+    }
+    for name, cls in networks.items():
+        section = getattr(config.sources, name)
+        if section.enabled:
+            sources[name] = cls(
+                base_url=section.base_url or cls().base_url, timeout=section.timeout
+            )
     if config.sources.sample.enabled:
         sources["sample"] = SampleSource()
     return sources
@@ -102,7 +118,7 @@ class Poller:
             self.schedules.setdefault(name, Schedule(interval=interval))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
         self._conn: sqlite3.Connection | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._clients: dict[str | None, httpx.AsyncClient] = {}
         self._rng = random.Random()
         self._wake: asyncio.Event | None = None
 
@@ -136,18 +152,27 @@ class Poller:
 
     async def close(self) -> None:
         """Close the HTTP client and the writer connection."""
-        if self._client is not None:
-            await self._client.aclose()
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
         if self._conn is not None:
             conn = self._conn
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
             self._conn = None
         self._executor.shutdown(wait=True)
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = make_client(transport=self.transport)
-        return self._client
+    def _http(self, name: str) -> httpx.AsyncClient:
+        # One client per CA bundle: sources on the public PKI share a connection pool.
+        section = getattr(self.config.sources, name, None)
+        ca_file = getattr(section, "ca_file", None)
+        key = str(ca_file) if ca_file else None
+        if key not in self._clients:
+            self._clients[key] = make_client(transport=self.transport, ca_file=key)
+        return self._clients[key]
+
+    def _deadline(self, name: str) -> float:
+        section = getattr(self.config.sources, name, None)
+        return float(getattr(section, "timeout", 10.0)) + 1.0
 
     # -- polling ----------------------------------------------------------------------------
     async def poll_source(self, name: str) -> Outcome:
@@ -169,9 +194,14 @@ class Poller:
         error: SourceError | None = None
         reading = None
         try:
-            reading = await source.fetch(self._http())
+            async with asyncio.timeout(self._deadline(name)):  # a hard cap on the whole cycle
+                reading = await source.fetch(self._http(name))
         except SourceError as exc:
             error = exc
+        except TimeoutError:
+            error = SourceError(
+                ErrorKind.TIMEOUT, f"no complete poll within {self._deadline(name):g} s"
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in a parser must not stop the other sources
@@ -187,11 +217,14 @@ class Poller:
             error=error,
             retry_at=retry_at,
         )
-        poll_id = int(await self._run_in_writer(lambda conn: write_poll(conn, record)))  # type: ignore[call-overload]
+        try:
+            poll_id = int(await self._run_in_writer(lambda conn: write_poll(conn, record)))  # type: ignore[call-overload]
+        except sqlite3.Error as exc:  # the poll is lost, never half-written: say so clearly
+            raise CacheError(f"cannot store the poll of {name} in {self.db_path}: {exc}") from exc
         if error:
             log.warning("poll %s failed: %s (%s)", name, error.message, error.kind)
         else:
-            log.info("poll %s stored %d items", name, len(reading.market) if reading else 0)
+            log.info("poll %s stored %d items", name, reading.items if reading else 0)
         if self.on_stored is not None:
             self.on_stored(record, poll_id)
         return Outcome(name, record=record)

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
     from textual.dom import DOMNode
+
+
+@dataclass(frozen=True)
+class SourceRuntime:
+    """What the running app knows of a source beyond the cache: config and schedule."""
+
+    name: str
+    enabled: bool
+    uses_network: bool
+    interval: float
+    next_poll_at: datetime | None
+    note: str | None
+    """Rate limit, pause or open circuit held by the in-process poller."""
 
 
 class ExplorerHost(Protocol):
@@ -31,8 +45,11 @@ class ExplorerHost(Protocol):
     def toggle_watch(self, coin_id: str) -> bool:
         """Star or unstar a project; returns the new state."""
 
-    def request_poll(self) -> None:
-        """Poll every source now (no-op offline)."""
+    def request_poll(self, source: str | None = None) -> None:
+        """Poll every source, or one, now (says why not when offline)."""
+
+    def source_runtimes(self) -> list[SourceRuntime]:
+        """Every configured source, enabled or not, with its schedule."""
 
 
 def host(node: DOMNode) -> ExplorerHost:

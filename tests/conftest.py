@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import time
 
 import pytest
@@ -29,3 +31,24 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
         "all_proxy",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_only(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Tests never reach the internet: a name that is not loopback does not resolve."""
+    name = host.decode() if isinstance(host, bytes) else host
+    if name in (None, "localhost"):
+        return _real_getaddrinfo(host, *args, **kwargs)
+    try:
+        if ipaddress.ip_address(name).is_loopback:
+            return _real_getaddrinfo(host, *args, **kwargs)
+    except ValueError:
+        pass
+    raise socket.gaierror(socket.EAI_NONAME, f"tests resolve loopback only, not {name}")
+
+
+@pytest.fixture(autouse=True)
+def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _loopback_only)

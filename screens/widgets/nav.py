@@ -5,7 +5,12 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-SCREENS: list[tuple[str, str, str]] = [("1", "overview", "Overview"), ("2", "rankings", "Rankings")]
+SCREENS: list[tuple[str, str, str]] = [
+    ("1", "overview", "Overview"),
+    ("2", "rankings", "Rankings"),
+    ("3", "networks", "Networks"),
+    ("7", "sources", "Sources"),
+]
 
 
 class NavBar(Static):
@@ -21,7 +26,7 @@ class NavBar(Static):
 
     def render(self) -> Text:
         """``depin-explorer  1 Overview  2 Rankings`` with the current screen in reverse."""
-        line = Text("depin-explorer ", style="bold")
+        line = Text("depin-explorer", style="bold")
         for key, mode, label in SCREENS:
             style = "reverse bold" if mode == self.current else ""
             line.append(" ")

@@ -76,3 +76,72 @@ def make_app(
         clock=frozen,
         poll=poll,
     )
+
+
+def _parsed(parser, fixture: str, endpoint: str, **kw) -> Reading:
+    metrics, gpus = parser(json.loads((FIXTURES / fixture).read_text()), endpoint, **kw)
+    return Reading(metrics=metrics, gpu_models=gpus)
+
+
+def store_networks(db: Path, at: datetime = NOW - timedelta(seconds=50)) -> None:
+    """One poll of each network from the written fixtures; Akash's dashboard endpoint failed."""
+    from sources import akash, filecoin, helium, ionet
+    from sources.models import EndpointError
+
+    def merge(*readings: Reading, errors=()) -> Reading:
+        return Reading(
+            metrics=[m for r in readings for m in r.metrics],
+            gpu_models=[g for r in readings for g in r.gpu_models],
+            errors=list(errors),
+        )
+
+    store(
+        db,
+        "ionet",
+        at,
+        merge(
+            _parsed(
+                ionet.parse_network_info, "ionet_network-info.written.json", ionet.NETWORK_INFO
+            ),
+            _parsed(
+                ionet.parse_clusters, "ionet_network-info-clusters.written.json", ionet.CLUSTERS
+            ),
+            _parsed(ionet.parse_hardware, "ionet_vmaas-hardware.written.json", ionet.HARDWARE),
+        ),
+    )
+    store(
+        db,
+        "akash",
+        at,
+        merge(
+            _parsed(
+                akash.parse_network_capacity,
+                "akash_network-capacity.test_fixture_synthetic.json",
+                akash.NETWORK_CAPACITY,
+            ),
+            _parsed(akash.parse_gpu_prices, "akash_gpu-prices.written.json", akash.GPU_PRICES),
+            errors=[
+                EndpointError(
+                    akash.DASHBOARD,
+                    SourceError(ErrorKind.HTTP_5XX, "HTTP 503 from console-api.akash.network"),
+                )
+            ],
+        ),
+    )
+    store(
+        db,
+        "filecoin",
+        at - timedelta(hours=2),
+        _parsed(filecoin.parse_overview, "filecoin_overview.written.json", filecoin.OVERVIEW),
+    )
+    store(
+        db,
+        "helium",
+        at,
+        _parsed(
+            helium.parse_pagination,
+            "helium_pagination-metadata-iot.written.json",
+            helium.PAGINATION,
+            subnetwork="iot",
+        ),
+    )

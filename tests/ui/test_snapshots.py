@@ -64,3 +64,30 @@ def test_rankings_stale_and_failing(snap_compare, tmp_path: Path) -> None:
     assert snap_compare(
         make_app(tmp_path), terminal_size=(80, 24), run_before=keys("2", "slash", "i", "o")
     )
+
+
+def networks_cache(tmp_path: Path) -> None:
+    from tests.ui.appkit import store_networks
+
+    live_cache(tmp_path)
+    store_networks(tmp_path / "cache.db", at=NOW - timedelta(hours=1))
+    store_networks(tmp_path / "cache.db")
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_networks(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    networks_cache(tmp_path)
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=keys("3"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_gpu_models(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    networks_cache(tmp_path)
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=keys("3", "enter"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_sources(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    networks_cache(tmp_path)
+    store_failure(tmp_path / "cache.db", NOW - timedelta(seconds=10))
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=keys("7"))

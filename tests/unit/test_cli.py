@@ -86,8 +86,15 @@ def write_config(path: Path, text: str) -> Path:
 def loopback_config(tmp_path: Path, server: LoopbackServer, extra: str = "") -> Path:
     return write_config(
         tmp_path / "conf" / "loopback.toml",
-        f'[sources.coingecko]\nbase_url = "{server.url}/api/v3"\ntimeout = 5\n{extra}',
+        f'[sources.coingecko]\nbase_url = "{server.url}/api/v3"\ntimeout = 5\n{extra}'
+        + NO_NETWORKS,
     )
+
+
+# These tests are about CoinGecko; the public network sources are covered elsewhere.
+NO_NETWORKS = "".join(
+    f"\n[sources.{name}]\nenabled = false\n" for name in ("ionet", "akash", "filecoin", "helium")
+)
 
 
 def header(headers: dict[str, str], name: str) -> str | None:

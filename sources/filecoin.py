@@ -1,0 +1,87 @@
+"""Filecoin via Filfox ``/overview``: active miners, network power, FIL price, chain height.
+
+The power figures are bytes as decimal strings around 10^19, beyond int64 (reference/apis.md §5):
+they are read with :class:`~decimal.Decimal` and stored as floats (REAL), never as integers.
+Each figure is optional; the endpoint fails (``schema``) only when none of them is there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from sources.models import ErrorKind, NetworkMetric, Reading, SourceError
+from sources.models import _finite_or_none as lax_number
+from sources.network import Endpoint, Parsed, fetch_endpoints, metric
+
+NETWORK = "filecoin"
+DEFAULT_ROOT = "https://filfox.info/api/v1"
+OVERVIEW = "/overview"
+
+
+def big_number(value: Any) -> float | None:
+    """A non-negative decimal of any size (``"23456789012345678901"``) as a float, else None."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else value)
+    except (InvalidOperation, ValueError):
+        return None
+    if not number.is_finite() or number < 0:
+        return None
+    result = float(number)
+    return result if result != float("inf") else None
+
+
+def _count(value: Any) -> float | None:
+    number = lax_number(value)
+    return number if number is not None and number >= 0 else None
+
+
+def parse_overview(body: Any, endpoint: str) -> Parsed:
+    """``/overview``: active miners, raw and quality-adjusted power, FIL price, chain height."""
+    if not isinstance(body, dict):
+        raise SourceError(
+            ErrorKind.SCHEMA,
+            f"{endpoint}: expected an object, got {type(body).__name__} (schema changed?)",
+        )
+    out: list[NetworkMetric] = []
+    metric(NETWORK, "miners_active", _count(body.get("activeMiners")), "count", endpoint, out)
+    raw = big_number(body.get("totalRawBytePower"))
+    metric(NETWORK, "power_raw_bytes", raw, "bytes", endpoint, out)
+    qa = big_number(body.get("totalQualityAdjPower"))
+    metric(NETWORK, "power_qa_bytes", qa, "bytes", endpoint, out)
+    metric(NETWORK, "price_usd", _count(body.get("price")), "USD", endpoint, out)
+    metric(NETWORK, "height", _count(body.get("height")), "", endpoint, out)
+    if not out:
+        raise SourceError(
+            ErrorKind.SCHEMA,
+            f"{endpoint}: no activeMiners, totalRawBytePower, price or height (schema changed?)",
+        )
+    return out, []
+
+
+ENDPOINTS = (Endpoint(OVERVIEW, parse_overview),)
+
+
+@dataclass
+class FilecoinSource:
+    """Filecoin network figures from Filfox."""
+
+    base_url: str = DEFAULT_ROOT
+    timeout: float = 10.0
+    name: str = "filecoin"
+    uses_network: bool = True
+
+    async def fetch(self, client: httpx.AsyncClient) -> Reading:
+        """Fetch ``/overview``; raise SourceError when it fails."""
+        return await fetch_endpoints(
+            client,
+            self.base_url,
+            ENDPOINTS,
+            deadline=self.timeout,
+            headers={"accept": "application/json"},
+        )

@@ -1,0 +1,94 @@
+"""Helium hotspot counts from the entity API, one request per subnetwork (iot, mobile).
+
+``/v2/hotspots/pagination-metadata?subnetwork=…`` answers ``{pageSize, totalItems, totalPages}``;
+``totalItems`` counts *registered* hotspots, an upper bound on the active ones, never an active
+count (reference/apis.md §5). The two subnetworks are two endpoints on the same path with
+different ``subnetwork`` params; the subnetwork is in the metric name (``hotspots_iot_total``,
+``hotspots_mobile_total``). Endpoints are parsed and stored independently, so no
+``hotspots_total`` is derived across the two: a sum of a fresh and a stale count would be neither.
+A failed subnetwork is reported as ``/v2/hotspots/pagination-metadata?subnetwork=<name>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+import httpx
+
+from sources.models import EndpointError, ErrorKind, NetworkMetric, Reading, SourceError
+from sources.models import _finite_or_none as lax_number
+from sources.network import Endpoint, Parsed, fetch_endpoints, metric
+from sources.text import one_line
+
+NETWORK = "helium"
+DEFAULT_ROOT = "https://entities.nft.helium.io"
+PAGINATION = "/v2/hotspots/pagination-metadata"
+SUBNETWORKS = ("iot", "mobile")
+
+
+def metric_name(subnetwork: str) -> str:
+    """The metric a subnetwork's count is stored under: ``hotspots_<subnetwork>_total``."""
+    return f"hotspots_{subnetwork}_total"
+
+
+def parse_pagination(body: Any, endpoint: str, *, subnetwork: str) -> Parsed:
+    """``pagination-metadata`` of one subnetwork: its registered hotspot count."""
+    if not isinstance(body, dict):
+        raise SourceError(
+            ErrorKind.SCHEMA,
+            f"{endpoint}: expected an object, got {type(body).__name__} (schema changed?)",
+        )
+    code = lax_number(body.get("statusCode"))
+    if code is not None and code >= 400:  # {"statusCode":400,"error":"Bad Request","message":…}
+        text = body.get("message") or body.get("error") or ""
+        kind = ErrorKind.HTTP_5XX if code >= 500 else ErrorKind.HTTP_4XX
+        if code == 429:
+            kind = ErrorKind.RATE_LIMITED
+        raise SourceError(kind, f"{endpoint}: error {code:g} in the body: {one_line(text, 120)}")
+    total = lax_number(body.get("totalItems"))
+    if total is None or total < 0 or total != int(total):
+        raise SourceError(
+            ErrorKind.SCHEMA, f"{endpoint}: no totalItems count for {subnetwork} (schema changed?)"
+        )
+    out: list[NetworkMetric] = []
+    metric(NETWORK, metric_name(subnetwork), total, "count", endpoint, out)
+    return out, []
+
+
+ENDPOINTS = tuple(
+    Endpoint(PAGINATION, partial(parse_pagination, subnetwork=s), {"subnetwork": s})
+    for s in SUBNETWORKS
+)
+
+
+@dataclass
+class HeliumSource:
+    """Registered Helium hotspots per subnetwork."""
+
+    base_url: str = DEFAULT_ROOT
+    timeout: float = 10.0
+    name: str = "helium"
+    uses_network: bool = True
+
+    async def fetch(self, client: httpx.AsyncClient) -> Reading:
+        """Fetch both subnetworks; one failing is listed in ``Reading.errors``."""
+        reading = await fetch_endpoints(
+            client,
+            self.base_url,
+            ENDPOINTS,
+            deadline=self.timeout,
+            headers={"accept": "application/json"},
+        )
+        if not reading.errors:
+            return reading
+        # Both endpoints share a path, so name the failed one: a parser that succeeds always
+        # emits its metric, so the subnetwork without a metric is the one that failed.
+        got = {m.metric for m in reading.metrics}
+        missing = [s for s in SUBNETWORKS if metric_name(s) not in got]
+        errors = [
+            EndpointError(f"{PAGINATION}?subnetwork={sub}", e.error)
+            for sub, e in zip(missing, reading.errors, strict=False)
+        ]
+        return replace(reading, errors=errors)
