@@ -147,7 +147,7 @@ class DepinExplorerApp(App[None]):
             return f"paused: {schedule.paused}"
         if schedule.retry_at and schedule.retry_at > self.now():
             return f"rate limited until {local_time(schedule.retry_at)}"
-        return None
+        return self.poller.circuit_note(source) if self.poller else None
 
     def is_watched(self, coin_id: str) -> bool:
         """Whether the user starred this project."""

@@ -228,7 +228,7 @@ def _report(outcomes: list[Any]) -> int:
                     f"{one_line(part.error.message)}",
                     err=True,
                 )
-        elif outcome.skipped in ("rate limited", "paused"):
+        elif outcome.failed:  # held back: rate limited, paused or circuit open
             failed += 1
             click.echo(f"{outcome.source}: {outcome.detail}", err=True)
     return 1 if failed else 0

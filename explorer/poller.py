@@ -25,6 +25,7 @@ from cache.store import PollRecord, has_rankings, write_poll
 from explorer.config import Config, Secrets, coingecko_root
 from sources.akash import AkashSource
 from sources.base import Source, make_client
+from sources.breaker import CircuitBreaker
 from sources.coingecko import CoinGeckoSource
 from sources.filecoin import FilecoinSource
 from sources.helium import HeliumSource
@@ -46,6 +47,8 @@ class Schedule:
     paused: str | None = None
     """Set on key errors: no more polls until the config changes."""
     retry_at: datetime | None = None
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    """Opens after 5 failed cycles; then one trial poll at a time, with back-off."""
 
 
 @dataclass
@@ -59,11 +62,9 @@ class Outcome:
 
     @property
     def failed(self) -> bool:
-        """Failed polls and sources held back by a rate limit or pause count as failures."""
-        return (self.record is not None and not self.record.ok) or self.skipped in (
-            "rate limited",
-            "paused",
-        )
+        """Failed polls, and sources held back by a rate limit, a pause or an open circuit."""
+        held = self.skipped in ("rate limited", "paused", "circuit open")
+        return held or (self.record is not None and not self.record.ok)
 
 
 def build_sources(config: Config, secrets: Secrets) -> dict[str, Source]:
@@ -186,6 +187,8 @@ class Poller:
         if schedule.retry_at and schedule.retry_at > self.clock():
             until = schedule.retry_at.astimezone().strftime("%H:%M:%S")
             return Outcome(name, skipped="rate limited", detail=f"rate limited until {until}")
+        if not schedule.breaker.allow(time.monotonic()):
+            return Outcome(name, skipped="circuit open", detail=self.circuit_note(name))
         if isinstance(source, SampleSource):
             if await self._run_in_writer(has_rankings):
                 schedule.next_due = time.monotonic() + schedule.interval
@@ -235,7 +238,13 @@ class Poller:
         schedule.next_due = time.monotonic() + schedule.interval * jitter
         schedule.retry_at = None
         if error is None:
+            schedule.breaker.record_success()
             return None
+        if error.kind not in (ErrorKind.RATE_LIMITED, ErrorKind.AUTH):  # those have own rules
+            schedule.breaker.record_failure(time.monotonic())
+            trial = schedule.breaker.next_trial_at
+            if schedule.breaker.state == "open" and trial is not None:
+                schedule.next_due = max(schedule.next_due, trial)
         if error.kind is ErrorKind.AUTH:
             schedule.paused = "check API key"
         if error.retry_after is not None:
@@ -287,6 +296,15 @@ class Poller:
         for task in running.values():
             task.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
+
+    def circuit_note(self, name: str) -> str | None:
+        """``circuit open until HH:MM:SS`` while a source's breaker is open."""
+        breaker = self.schedules[name].breaker
+        if breaker.state != "open" or breaker.next_trial_at is None:
+            return None
+        wait = max(0.0, breaker.next_trial_at - time.monotonic())
+        until = (self.clock() + timedelta(seconds=wait)).astimezone().strftime("%H:%M:%S")
+        return f"circuit open until {until}"
 
     def poll_soon(self, name: str | None = None) -> None:
         """Make a source (or all) due now; a pause for a key error stays."""

@@ -75,7 +75,7 @@ class OverviewScreen(CacheScreen):
         sources = self.query_one("#overview-sources", DataTable)
         for label, width in (
             ("Source", 10),
-            ("State", 8),
+            ("State", 12),
             ("Last good", 16),
             ("Age", 7),
             ("Items", 5),
@@ -147,8 +147,8 @@ class OverviewScreen(CacheScreen):
                 status = Text("stale", style="bold yellow")
             else:
                 status = Text("ok", style="green")
-            if note:
-                status = Text("limited" if "rate" in note else "paused", style="bold yellow")
+            if note:  # "rate limited until …", "paused: check API key", "circuit open until …"
+                status = Text(note.split(" until")[0].split(":")[0], style="bold yellow")
             error = missing()
             if state.last.status == "failed":
                 error = text(f"{state.last.error_kind}: {state.last.error}", max_len=120)
