@@ -188,6 +188,7 @@ class DepinExplorerApp(App[None]):
                     interval=section.interval,
                     next_poll_at=next_at,
                     note=self.source_note(name),
+                    insecure=bool(getattr(section, "insecure", False)),
                 )
             )
         return runtimes

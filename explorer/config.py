@@ -54,6 +54,8 @@ class NetworkConfig(SourceConfig):
 
     ca_file: Path | None = None
     """A CA bundle for a mirror with its own certificate authority."""
+    insecure: bool = False
+    """Skip TLS verification for this source only; shown as a red badge. Off by default."""
 
 
 class IonetConfig(NetworkConfig):

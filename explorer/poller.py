@@ -24,7 +24,7 @@ from cache.db import CacheError, Clock, open_writer, utc_now
 from cache.store import PollRecord, has_rankings, write_poll
 from explorer.config import Config, Secrets, coingecko_root
 from sources.akash import AkashSource
-from sources.base import Source, make_client
+from sources.base import RETRY_AFTER_DEFAULT, Source, make_client
 from sources.breaker import CircuitBreaker
 from sources.coingecko import CoinGeckoSource
 from sources.filecoin import FilecoinSource
@@ -36,6 +36,7 @@ from sources.sample import SampleSource
 log = logging.getLogger(__name__)
 
 StoredCallback = Callable[[PollRecord, int], None]
+MAX_RATE_BACKOFF = 900.0
 
 
 @dataclass
@@ -47,6 +48,8 @@ class Schedule:
     paused: str | None = None
     """Set on key errors: no more polls until the config changes."""
     retry_at: datetime | None = None
+    rate_backoff: float = RETRY_AFTER_DEFAULT
+    """Wait after a 429 that named no Retry-After: 60 s, doubling up to 15 min."""
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     """Opens after 5 failed cycles; then one trial poll at a time, with back-off."""
 
@@ -119,7 +122,7 @@ class Poller:
             self.schedules.setdefault(name, Schedule(interval=interval))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
         self._conn: sqlite3.Connection | None = None
-        self._clients: dict[str | None, httpx.AsyncClient] = {}
+        self._clients: dict[tuple[str | None, bool], httpx.AsyncClient] = {}
         self._rng = random.Random()
         self._wake: asyncio.Event | None = None
 
@@ -166,9 +169,12 @@ class Poller:
         # One client per CA bundle: sources on the public PKI share a connection pool.
         section = getattr(self.config.sources, name, None)
         ca_file = getattr(section, "ca_file", None)
-        key = str(ca_file) if ca_file else None
+        insecure = bool(getattr(section, "insecure", False))
+        key = (str(ca_file) if ca_file else None, insecure)
         if key not in self._clients:
-            self._clients[key] = make_client(transport=self.transport, ca_file=key)
+            self._clients[key] = make_client(
+                transport=self.transport, ca_file=key[0], insecure=insecure
+            )
         return self._clients[key]
 
     def _deadline(self, name: str) -> float:
@@ -187,12 +193,12 @@ class Poller:
         if schedule.retry_at and schedule.retry_at > self.clock():
             until = schedule.retry_at.astimezone().strftime("%H:%M:%S")
             return Outcome(name, skipped="rate limited", detail=f"rate limited until {until}")
-        if not schedule.breaker.allow(time.monotonic()):
-            return Outcome(name, skipped="circuit open", detail=self.circuit_note(name))
         if isinstance(source, SampleSource):
             if await self._run_in_writer(has_rankings):
                 schedule.next_due = time.monotonic() + schedule.interval
                 return Outcome(name, skipped="not needed")
+        elif not schedule.breaker.allow(time.monotonic()):
+            return Outcome(name, skipped="circuit open", detail=self.circuit_note(name))
         started = self.clock()
         error: SourceError | None = None
         reading = None
@@ -206,6 +212,8 @@ class Poller:
                 ErrorKind.TIMEOUT, f"no complete poll within {self._deadline(name):g} s"
             )
         except asyncio.CancelledError:
+            if schedule.breaker.state == "half-open":  # never leave a trial without a result
+                schedule.breaker.record_failure(time.monotonic())
             raise
         except Exception as exc:  # a bug in a parser must not stop the other sources
             log.exception("source %s crashed", name)
@@ -239,17 +247,23 @@ class Poller:
         schedule.retry_at = None
         if error is None:
             schedule.breaker.record_success()
+            schedule.rate_backoff = RETRY_AFTER_DEFAULT
             return None
-        if error.kind not in (ErrorKind.RATE_LIMITED, ErrorKind.AUTH):  # those have own rules
+        own_rules = error.kind in (ErrorKind.RATE_LIMITED, ErrorKind.AUTH)
+        if not own_rules or schedule.breaker.state == "half-open":  # a trial always gets a result
             schedule.breaker.record_failure(time.monotonic())
             trial = schedule.breaker.next_trial_at
             if schedule.breaker.state == "open" and trial is not None:
                 schedule.next_due = max(schedule.next_due, trial)
         if error.kind is ErrorKind.AUTH:
             schedule.paused = "check API key"
-        if error.retry_after is not None:
-            schedule.retry_at = now + timedelta(seconds=error.retry_after)
-            schedule.next_due = max(schedule.next_due, time.monotonic() + error.retry_after)
+        wait = error.retry_after
+        if wait is None and error.kind is ErrorKind.RATE_LIMITED:
+            wait = schedule.rate_backoff
+            schedule.rate_backoff = min(schedule.rate_backoff * 2, MAX_RATE_BACKOFF)
+        if wait is not None:
+            schedule.retry_at = now + timedelta(seconds=wait)
+            schedule.next_due = max(schedule.next_due, time.monotonic() + wait)
         return schedule.retry_at
 
     async def poll_once(self, only: Iterable[str] | None = None) -> list[Outcome]:

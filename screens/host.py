@@ -22,6 +22,8 @@ class SourceRuntime:
     next_poll_at: datetime | None
     note: str | None
     """Rate limit, pause or open circuit held by the in-process poller."""
+    insecure: bool = False
+    """TLS verification is off for this source (a per-source opt-in)."""
 
 
 class ExplorerHost(Protocol):

@@ -176,8 +176,11 @@ class SourcesScreen(CacheScreen):
                 and not (app.offline and row.runtime.uses_network)
             ):
                 next_poll = Text(local_time(row.runtime.next_poll_at))
+            name = text(row.runtime.name)
+            if row.runtime.insecure:
+                name = Text.assemble(name, (" TLS off", "bold white on red"))
             table.add_row(
-                text(row.runtime.name),
+                name,
                 Text(label, style=style),
                 Text(local_time(when, True)) if when else missing(),
                 Text(age((now - when).total_seconds())) if when else missing(),

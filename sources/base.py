@@ -3,7 +3,12 @@
 httpx alone has no overall deadline (its read timeout is per read, so a slow drip defeats it) and
 no cap on the decoded body (a gzip bomb inflates in memory). :func:`get_json` adds both, retries
 transport errors and 5xx with full jitter, and turns 429/503 ``Retry-After`` into a rescheduling
-request for the poller instead of sleeping in the worker.
+request for the poller instead of sleeping in the worker. An optional :class:`RequestBudget` keeps a
+source inside a documented request rate (io.net: 150 requests per 10 s).
+
+Redirects are never followed: a 3xx is an error that names the redirect, so a key sent in a header
+can never travel to another host. Error messages are built from the host, the status and the
+provider's own (sanitised, key-redacted) message only.
 """
 
 from __future__ import annotations
@@ -12,9 +17,13 @@ import asyncio
 import email.utils
 import json
 import random
+import re
+import socket
+import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -59,13 +68,35 @@ def make_client(
     timeout: float = 10.0,
     transport: httpx.AsyncBaseTransport | None = None,
     ca_file: str | None = None,
+    insecure: bool = False,
 ) -> httpx.AsyncClient:
     """Create the shared client: TLS verified, no redirects, gzip/deflate only.
 
     The standard proxy variables (HTTPS_PROXY, NO_PROXY) are honoured, as operators behind a
     proxy expect.
+
+    Args:
+        timeout: httpx's per-operation timeout (connect, read, write, pool); the overall deadline
+            of a request is :attr:`HttpPolicy.deadline`, enforced by :func:`get_json`.
+        transport: a custom transport (tests use ``httpx.MockTransport``).
+        ca_file: a PEM file of CA certificates to trust *instead of* the system store, for one
+            target with a self-signed or private certificate (like Prometheus
+            ``tls_config.ca_file``).
+        insecure: turn certificate verification off. Per target, off by default, and meant to be
+            shown as a persistent warning; it wins over ``ca_file`` when both are set.
+
+    Raises:
+        ValueError: ``ca_file`` cannot be read or holds no usable certificate.
     """
-    verify: Any = ca_file if ca_file else True
+    verify: ssl.SSLContext | bool = True
+    if insecure:
+        verify = False
+    elif ca_file:
+        try:
+            verify = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            reason = one_line(getattr(exc, "strerror", None) or type(exc).__name__, 80)
+            raise ValueError(f"cannot load ca_file {one_line(ca_file, 200)}: {reason}") from exc
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout),
         follow_redirects=False,
@@ -73,6 +104,70 @@ def make_client(
         transport=transport,
         headers={"user-agent": USER_AGENT, "accept-encoding": "gzip, deflate"},
     )
+
+
+class RequestBudget:
+    """A sliding-window request limiter for one source: at most ``max_requests`` per window.
+
+    io.net documents 150 requests per 10 s. :meth:`acquire` is called before every attempt; it
+    waits for a free slot when the wait fits the remaining deadline and otherwise raises a
+    ``rate_limited`` SourceError whose ``retry_after`` tells the poller when a slot frees up.
+    One instance is shared by every request of its source (all on one event loop).
+
+    Args:
+        max_requests: requests allowed per window (at least 1).
+        per_seconds: the window length in seconds (positive).
+        clock: monotonic time in seconds (injectable for tests).
+        sleep: how to wait (injectable for tests, e.g. to advance a fake clock).
+    """
+
+    def __init__(
+        self,
+        max_requests: int,
+        per_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep | None = None,
+    ) -> None:
+        if max_requests < 1 or not per_seconds > 0:
+            raise ValueError("a request budget needs max_requests >= 1 and per_seconds > 0")
+        self.max_requests = max_requests
+        self.per_seconds = float(per_seconds)
+        self._clock = clock
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self._granted: deque[float] = deque()
+
+    def wait_needed(self) -> float:
+        """Seconds until the next request may start (0 when a slot is free now)."""
+        now = self._clock()
+        while self._granted and self._granted[0] <= now - self.per_seconds:
+            self._granted.popleft()
+        if len(self._granted) < self.max_requests:
+            return 0.0
+        return max(self._granted[0] + self.per_seconds - now, 0.0)
+
+    async def acquire(self, deadline_remaining: float) -> None:
+        """Take one slot, waiting for it only when the wait fits ``deadline_remaining`` seconds.
+
+        Raises:
+            SourceError: kind ``rate_limited``, with ``retry_after`` set to the wait, when the
+                next slot frees up too late for this request's deadline.
+        """
+        end = self._clock() + deadline_remaining
+        for _ in range(self.max_requests + 2):  # each wait frees a slot; bounded regardless
+            wait = self.wait_needed()
+            if wait <= 0:
+                self._granted.append(self._clock())
+                return
+            if wait >= end - self._clock():
+                break
+            await self._sleep(wait)
+        wait = max(self.wait_needed(), 0.001)
+        raise SourceError(
+            ErrorKind.RATE_LIMITED,
+            f"request budget of {self.max_requests} per {self.per_seconds:g} s used up; "
+            f"next request in {wait:.1f} s",
+            retry_after=wait,
+        )
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -136,33 +231,79 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes:
     return b"".join(parts)
 
 
-def _error_message(body: bytes) -> str | None:
-    """A provider's own error text, if the body carries one (CoinGecko, generic shapes)."""
+_SENSITIVE_PARAM = re.compile(r"(?i)key|token|secret|auth|sig|pass|session|jwt")
+_MIN_SECRET_LEN = 6
+_PLAIN_HEADERS = frozenset(
+    {"accept", "accept-encoding", "accept-language", "cache-control", "content-type", "user-agent"}
+)
+
+
+def _secrets_of(
+    headers: Mapping[str, str] | None, params: Mapping[str, str] | None
+) -> tuple[str, ...]:
+    """Values an error message must never repeat.
+
+    Every header value the caller passed except a few plain ones like ``accept`` (and each word
+    of it, for ``Bearer <token>``) and the values of key-like query parameters.
+    """
+    found: set[str] = set()
+    for name, value in (headers or {}).items():
+        if str(name).lower() in _PLAIN_HEADERS:
+            continue
+        found.update(part for part in [value, *str(value).split()] if len(part) >= _MIN_SECRET_LEN)
+    for name, value in (params or {}).items():
+        if _SENSITIVE_PARAM.search(str(name)) and len(str(value)) >= _MIN_SECRET_LEN:
+            found.add(str(value))
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _error_message(body: bytes, secrets: Iterable[str] = ()) -> str | None:
+    """A provider's own error text, if the body carries one (CoinGecko, generic shapes).
+
+    Any credential the request carried is redacted before the text is cut to one short line, so
+    a provider that echoes the key back never puts it (or a prefix of it) into an error.
+    """
     try:
         data = json.loads(body[:65536])
     except (ValueError, RecursionError):
         return None
+    message: Any = None
     if isinstance(data, dict):
         status = data.get("status")
         if isinstance(status, dict):
-            message = status.get("error_message")
-            if message:
-                return one_line(message, 160)
-        for key in ("error", "message", "detail"):
-            if isinstance(data.get(key), str):
-                return one_line(data[key], 160)
-    return None
+            message = status.get("error_message") or None
+        if message is None:
+            message = next(
+                (
+                    data[key]
+                    for key in ("error", "message", "detail")
+                    if isinstance(data.get(key), str)
+                ),
+                None,
+            )
+    if not message:
+        return None
+    text = message if isinstance(message, str) else str(message)
+    return one_line(_redact(text, secrets), 160)
 
 
-def _classify(status: int, body: bytes, retry_after: float | None, host: str) -> SourceError:
-    detail = _error_message(body)
+def _classify(
+    status: int, body: bytes, retry_after: float | None, host: str, secrets: Iterable[str] = ()
+) -> SourceError:
+    detail = _error_message(body, secrets)
     suffix = f": {detail}" if detail else ""
     if status == 429:
         return SourceError(
             ErrorKind.RATE_LIMITED,
             f"rate limited by {host}{suffix}",
             status=status,
-            retry_after=retry_after if retry_after is not None else RETRY_AFTER_DEFAULT,
+            retry_after=retry_after,  # None: the poller backs off 60 s, doubling to 15 min
         )
     if status in (401, 403):
         return SourceError(
@@ -197,21 +338,39 @@ async def get_json(
     policy: HttpPolicy | None = None,
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
+    budget: RequestBudget | None = None,
 ) -> Any:
     """GET ``url`` and return its JSON body, within the policy's deadline, cap and attempts.
 
-    Raises SourceError whose message never contains the query string or a header value.
+    Args:
+        client: the client from :func:`make_client`.
+        url: the full URL, without credentials (keys travel in ``headers`` only).
+        params: query parameters.
+        headers: extra request headers (API keys go here).
+        policy: deadline, body cap, attempts and back-off cap.
+        sleep: how to wait between attempts (injectable for tests).
+        rng: the jitter source (injectable for tests).
+        budget: the source's request budget, taken before every attempt.
+
+    Returns:
+        The decoded JSON body.
+
+    Raises:
+        SourceError: whose message never contains the query string or a header value.
     """
     policy = policy or HttpPolicy()
     rng = rng or random.Random()
     host = httpx.URL(url).host or "upstream"
+    secrets = _secrets_of(headers, params)
     started = time.monotonic()
     try:
         async with asyncio.timeout(policy.deadline):
             for attempt in range(policy.attempts):
                 last = attempt == policy.attempts - 1
+                if budget is not None:
+                    await budget.acquire(policy.deadline - (time.monotonic() - started))
                 try:
-                    return await _attempt(client, url, params, headers, policy, host)
+                    return await _attempt(client, url, params, headers, policy, host, secrets)
                 except SourceError as error:
                     retryable = error.kind in (
                         ErrorKind.CONNECT,
@@ -236,6 +395,45 @@ async def get_json(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _connect_reason(exc: BaseException) -> str | None:
+    """Why a connection failed, from the exception chain: TLS, DNS or a refused port."""
+    current: BaseException | None = exc
+    for _ in range(8):  # the chain is short (httpx <- httpcore <- ssl/socket); stay bounded
+        if current is None:
+            break
+        if isinstance(current, ssl.SSLCertVerificationError):
+            detail = one_line(current.verify_message or current.reason or "", 80)
+            suffix = f" ({detail})" if detail else ""
+            return f"certificate verify failed{suffix}; set ca_file for this target"
+        if isinstance(current, ssl.SSLError):
+            return (
+                f"TLS handshake failed ({one_line(current.reason or type(current).__name__, 60)})"
+            )
+        if isinstance(current, socket.gaierror):
+            return "name not resolved"
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _redirect_target(response: httpx.Response) -> str:
+    """`` to HOST[:PORT]`` when a redirect points at another origin (never its path or query)."""
+    try:
+        target = response.url.join(response.headers.get("location", ""))
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return ""
+    here = response.url
+    if not target.host or (target.scheme, target.host, target.port) == (
+        here.scheme,
+        here.host,
+        here.port,
+    ):
+        return ""
+    port = f":{target.port}" if target.port is not None else ""
+    return f" to {one_line(target.host + port, 80)}"
+
+
 async def _attempt(
     client: httpx.AsyncClient,
     url: str,
@@ -243,29 +441,34 @@ async def _attempt(
     headers: Mapping[str, str] | None,
     policy: HttpPolicy,
     host: str,
+    secrets: Iterable[str] = (),
 ) -> Any:
     try:
         async with client.stream("GET", url, params=params, headers=headers) as response:
-            body = await _read_capped(response, policy.body_cap)
             status = response.status_code
+            if 300 <= status < 400:
+                raise SourceError(
+                    ErrorKind.HTTP_4XX,
+                    f"HTTP {status} redirect from {host}{_redirect_target(response)} not followed",
+                    status=status,
+                )
+            body = await _read_capped(response, policy.body_cap)
             content_type = response.headers.get("content-type", "")
             retry_after = parse_retry_after(response.headers.get("retry-after"))
     except httpx.TimeoutException as exc:
         raise SourceError(ErrorKind.TIMEOUT, f"timed out talking to {host}") from exc
     except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
-        raise SourceError(ErrorKind.CONNECT, f"cannot connect to {host}") from exc
+        reason = _connect_reason(exc)
+        message = f"cannot connect to {host}" + (f": {reason}" if reason else "")
+        raise SourceError(ErrorKind.CONNECT, message) from exc
     except httpx.RemoteProtocolError as exc:
         raise SourceError(ErrorKind.TRUNCATED, f"{host} closed the connection mid-answer") from exc
     except httpx.TransportError as exc:
         raise SourceError(
             ErrorKind.CONNECT, f"network error talking to {host}: {type(exc).__name__}"
         ) from exc
-    if 300 <= status < 400:
-        raise SourceError(
-            ErrorKind.HTTP_4XX, f"HTTP {status} redirect from {host} not followed", status=status
-        )
     if status >= 400:
-        raise _classify(status, body, retry_after, host)
+        raise _classify(status, body, retry_after, host, secrets)
     if "json" not in content_type.lower():
         raise SourceError(
             ErrorKind.BAD_CONTENT_TYPE,

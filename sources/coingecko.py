@@ -31,6 +31,54 @@ KEY_ERRORS = {
 }
 
 
+# Documented /coins/markets fields (apis.md §2.4); anything else is new and logged once.
+KNOWN_FIELDS = frozenset(
+    {
+        "id",
+        "symbol",
+        "name",
+        "image",
+        "current_price",
+        "market_cap",
+        "market_cap_rank",
+        "fully_diluted_valuation",
+        "total_volume",
+        "high_24h",
+        "low_24h",
+        "price_change_24h",
+        "price_change_percentage_24h",
+        "market_cap_change_24h",
+        "market_cap_change_percentage_24h",
+        "circulating_supply",
+        "total_supply",
+        "max_supply",
+        "ath",
+        "ath_change_percentage",
+        "ath_date",
+        "atl",
+        "atl_change_percentage",
+        "atl_date",
+        "roi",
+        "last_updated",
+        "sparkline_in_7d",
+    }
+)
+_reported_fields: set[str] = set()
+
+
+def _report_new_fields(item: dict[str, Any]) -> None:
+    new = {
+        k for k in item if k not in KNOWN_FIELDS and not k.startswith("price_change_percentage_")
+    }
+    new -= _reported_fields
+    if new:
+        _reported_fields.update(new)
+        log.info(
+            "coingecko: new fields in /coins/markets (ignored): %s",
+            one_line(", ".join(sorted(new)), 200),
+        )
+
+
 def root_for_plan(plan: str | None) -> str:
     """The API root a plan implies; an explicit ``base_url`` in the config always wins."""
     return PRO_ROOT if plan == "pro" else DEFAULT_ROOT
@@ -62,6 +110,7 @@ def parse_markets(body: Any) -> tuple[list[MarketCoin], int]:
         if not isinstance(item, dict):
             skipped += 1
             continue
+        _report_new_fields(item)
         item = dict(item)
         item["change_24h_pct"] = item.get("price_change_percentage_24h_in_currency")
         if item["change_24h_pct"] is None:

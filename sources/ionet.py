@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from sources.base import RequestBudget
 from sources.models import ErrorKind, GpuModel, NetworkMetric, Reading, SourceError
 from sources.models import _finite_or_none as lax_number
 from sources.network import Endpoint, Parsed, fetch_endpoints, metric, utilization
@@ -410,6 +411,8 @@ class IonetSource:
     timeout: float = 10.0
     name: str = "ionet"
     uses_network: bool = True
+    budget: RequestBudget = field(default_factory=lambda: RequestBudget(150, 10.0))
+    """io.net documents 150 requests per 10 s for the whole explorer API."""
 
     async def fetch(self, client: httpx.AsyncClient) -> Reading:
         """Fetch every endpoint; failures are listed in ``Reading.errors`` unless all failed."""
@@ -419,4 +422,5 @@ class IonetSource:
             ENDPOINTS,
             deadline=self.timeout,
             headers={"accept": "application/json"},
+            budget=self.budget,
         )

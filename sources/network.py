@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from sources.base import HttpPolicy, get_json
+from sources.base import HttpPolicy, RequestBudget, get_json
 from sources.models import (
     EndpointError,
     ErrorKind,
@@ -63,6 +63,7 @@ async def fetch_endpoints(
     *,
     deadline: float,
     headers: Mapping[str, str] | None = None,
+    budget: RequestBudget | None = None,
 ) -> Reading:
     """GET every endpoint concurrently within one overall deadline; parse each on its own.
 

@@ -164,3 +164,25 @@ def test_build_sources_respects_enabled_and_base_url(tmp_path: Path) -> None:
     assert set(poller.sources) == {"coingecko", "ionet", "helium", "sample"}
     assert poller.sources["ionet"].base_url == "http://127.0.0.1:1"
     assert json.loads("[]") == []
+
+
+async def test_429_without_retry_after_backs_off_60_s_doubling(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    moments = [datetime(2026, 11, 25, 12, tzinfo=UTC)]
+    body = b'{"status":{"error_code":429,"error_message":"slow down"}}'
+    poller = Poller(
+        config(sample={"enabled": False}),
+        Secrets(),
+        tmp_path / "c.db",
+        clock=lambda: moments[0],
+        transport=transport(lambda r: json_reply(body, 429)),
+    )
+    await poller.prepare()
+    waits = []
+    for _ in range(6):
+        outcome = await poller.poll_source("coingecko")
+        waits.append((outcome.record.retry_at - moments[0]).total_seconds())
+        moments[0] = outcome.record.retry_at + timedelta(seconds=1)
+    await poller.close()
+    assert waits == [60, 120, 240, 480, 900, 900]
