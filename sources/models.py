@@ -171,6 +171,38 @@ class GpuModel(BaseModel):
     endpoint: str = ""
 
 
+class NodeSample(BaseModel):
+    """One node of the operator's fleet at one poll: health and load, GPU figures if any.
+
+    ``source_kind`` is ``exporter`` (scraped /metrics), ``promql`` (a Prometheus server) or
+    ``local`` (this machine). No GPU means the GPU fields are None, never 0. ``counters`` are the
+    raw counter totals the next poll turns into rates (CPU seconds, network bytes).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    node: CleanText
+    source_kind: str
+    network: OptionalText = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    up: bool
+    error: OptionalText = None
+    """Why a node is down (one sanitised line), when it is."""
+    cpu_pct: Number = None
+    mem_pct: Number = None
+    disk_pct: Number = None
+    load1: Number = None
+    uptime_s: Number = None
+    net_rx_bps: Number = None
+    net_tx_bps: Number = None
+    gpus: Annotated[int | None, BeforeValidator(_count_or_none)] = None
+    gpu_util_pct: Number = None
+    gpu_temp_c: Number = None
+    gpu_power_w: Number = None
+    gpu_mem_pct: Number = None
+    counters: dict[str, float] = Field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class EndpointError:
     """One endpoint of a multi-endpoint source that failed while others succeeded."""
@@ -190,6 +222,7 @@ class Reading:
     market: list[MarketCoin] = field(default_factory=list)
     metrics: list[NetworkMetric] = field(default_factory=list)
     gpu_models: list[GpuModel] = field(default_factory=list)
+    nodes: list[NodeSample] = field(default_factory=list)
     errors: list[EndpointError] = field(default_factory=list)
     skipped: int = 0
     at: datetime | None = None
@@ -199,4 +232,4 @@ class Reading:
     @property
     def items(self) -> int:
         """Rows this reading stores."""
-        return len(self.market) + len(self.metrics) + len(self.gpu_models)
+        return len(self.market) + len(self.metrics) + len(self.gpu_models) + len(self.nodes)
