@@ -87,6 +87,40 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX poll_errors_poll ON poll_errors (poll_id);
     """,
+    # 3: the operator's fleet: one row per node per poll, and each node's identity and labels
+    """
+    CREATE TABLE node_samples (
+        poll_id INTEGER NOT NULL REFERENCES polls (id) ON DELETE CASCADE,
+        node TEXT NOT NULL,
+        source_kind TEXT NOT NULL,
+        up INTEGER NOT NULL,
+        error TEXT,
+        cpu_pct REAL,
+        mem_pct REAL,
+        disk_pct REAL,
+        load1 REAL,
+        uptime_s REAL,
+        net_rx_bps REAL,
+        net_tx_bps REAL,
+        gpus INTEGER,
+        gpu_util_pct REAL,
+        gpu_temp_c REAL,
+        gpu_power_w REAL,
+        gpu_mem_pct REAL,
+        counters TEXT,
+        PRIMARY KEY (poll_id, node, source_kind)
+    );
+    CREATE INDEX node_samples_node ON node_samples (node, source_kind, poll_id);
+    CREATE TABLE nodes (
+        node TEXT NOT NULL,
+        source_kind TEXT NOT NULL,
+        network TEXT,
+        labels TEXT NOT NULL DEFAULT '{}',
+        first_poll_id INTEGER NOT NULL REFERENCES polls (id),
+        last_poll_id INTEGER NOT NULL REFERENCES polls (id),
+        PRIMARY KEY (node, source_kind)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

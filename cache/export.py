@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cache.db import iso
-from cache.queries import GpuModelRow, MetricValue, Rankings
+from cache.queries import NODE_VALUE_FIELDS, GpuModelRow, MetricValue, NodeRow, Rankings
 
 RANKINGS_KEYS = (
     "coin_id",
@@ -41,6 +41,7 @@ GPU_MODELS_KEYS = (
     "source",
     "fetched_at",
 )
+FLEET_KEYS = ("node", "network", "up", *NODE_VALUE_FIELDS, "source", "fetched_at")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -106,6 +107,20 @@ def gpu_models_records(models: list[GpuModelRow]) -> list[dict[str, Any]]:
         }
         for g in models
     ]
+
+
+def fleet_records(nodes: list[NodeRow]) -> list[dict[str, Any]]:
+    """One dict per (source, node) of the latest poll; GPU values null without a GPU."""
+    records = []
+    for n in nodes:
+        record: dict[str, Any] = {"node": n.node, "network": n.network, "up": n.up}
+        for field in NODE_VALUE_FIELDS:
+            value = n.values[field]
+            record[field] = number(value) if isinstance(value, float) else value
+        record["source"] = n.source_kind
+        record["fetched_at"] = iso(n.fetched_at)
+        records.append(record)
+    return records
 
 
 def neutralise(value: Any) -> Any:

@@ -300,3 +300,90 @@ def latest_good_poll(
         (*sources, _bound(at)),
     ).fetchone()
     return _poll(row) if row else None
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """One node's latest sample from one source kind (exporter, promql, local)."""
+
+    node: str
+    source_kind: str
+    network: str | None
+    labels: dict[str, str]
+    up: bool
+    error: str | None
+    values: dict[str, float | int | None]
+    fetched_at: datetime
+
+
+NODE_VALUE_FIELDS = (
+    "cpu_pct",
+    "mem_pct",
+    "disk_pct",
+    "load1",
+    "uptime_s",
+    "net_rx_bps",
+    "net_tx_bps",
+    "gpus",
+    "gpu_util_pct",
+    "gpu_temp_c",
+    "gpu_power_w",
+    "gpu_mem_pct",
+)
+
+
+def latest_fleet(conn: sqlite3.Connection, at: datetime | None = None) -> list[NodeRow]:
+    """Each (node, source kind) with its most recent sample stored at or before ``at``."""
+    bound = _bound_poll_id(conn, at)
+    cols = ", ".join(f"s.{f}" for f in NODE_VALUE_FIELDS)
+    rows = conn.execute(
+        f"SELECT s.node, s.source_kind, n.network, n.labels, s.up, s.error, {cols}, "
+        "p.finished_at FROM (SELECT node, source_kind, MAX(poll_id) AS poll_id "
+        "      FROM node_samples WHERE poll_id <= ? GROUP BY node, source_kind) latest "
+        "JOIN node_samples s ON s.poll_id = latest.poll_id AND s.node = latest.node "
+        "     AND s.source_kind = latest.source_kind "
+        "JOIN polls p ON p.id = s.poll_id "
+        "LEFT JOIN nodes n ON n.node = s.node AND n.source_kind = s.source_kind "
+        "ORDER BY s.source_kind, s.node",
+        (bound,),
+    ).fetchall()
+    out = []
+    for r in rows:
+        try:
+            labels = json.loads(r[3] or "{}")
+        except ValueError:
+            labels = {}
+        values = dict(zip(NODE_VALUE_FIELDS, r[6 : 6 + len(NODE_VALUE_FIELDS)], strict=True))
+        out.append(
+            NodeRow(
+                r[0],
+                r[1],
+                r[2],
+                labels if isinstance(labels, dict) else {},
+                bool(r[4]),
+                r[5],
+                values,
+                parse_iso(r[-1]),
+            )
+        )
+    return out
+
+
+def previous_counters(conn: sqlite3.Connection, source_kind: str) -> dict[str, dict[str, float]]:
+    """Each node's newest stored counter totals, so rates work across separate runs."""
+    rows = conn.execute(
+        "SELECT s.node, s.counters FROM (SELECT node, MAX(poll_id) AS poll_id FROM node_samples "
+        "WHERE source_kind = ? AND counters IS NOT NULL GROUP BY node) latest "
+        "JOIN node_samples s ON s.node = latest.node AND s.poll_id = latest.poll_id "
+        "AND s.source_kind = ?",
+        (source_kind, source_kind),
+    ).fetchall()
+    out = {}
+    for node, counters in rows:
+        try:
+            value = json.loads(counters)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out[node] = {k: float(v) for k, v in value.items() if isinstance(v, int | float)}
+    return out

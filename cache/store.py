@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cache.db import iso
-from sources.models import MarketCoin, Reading, SourceError
+from sources.models import MarketCoin, NodeSample, Reading, SourceError
 from sources.text import safe_text
 
 INT64_MAX = 2**63 - 1
@@ -101,6 +101,48 @@ def _gpu_rows(poll_id: int, reading: Reading) -> list[tuple[object, ...]]:
     return list(rows.values())
 
 
+NODE_FIELDS = (
+    "cpu_pct",
+    "mem_pct",
+    "disk_pct",
+    "load1",
+    "uptime_s",
+    "net_rx_bps",
+    "net_tx_bps",
+    "gpus",
+    "gpu_util_pct",
+    "gpu_temp_c",
+    "gpu_power_w",
+    "gpu_mem_pct",
+)
+
+
+def _node_row(poll_id: int, n: NodeSample) -> tuple[object, ...]:
+    values = [_int(n.gpus) if f == "gpus" else _real(getattr(n, f)) for f in NODE_FIELDS]
+    counters = {k: v for k, v in n.counters.items() if math.isfinite(v)}
+    return (
+        poll_id,
+        safe_text(n.node),
+        n.source_kind,
+        int(n.up),
+        n.error and safe_text(n.error, 300),
+        *values,
+        json.dumps(counters, separators=(",", ":")) if counters else None,
+    )
+
+
+def _node_identity(poll_id: int, n: NodeSample) -> tuple[object, ...]:
+    labels = {safe_text(k, 100): safe_text(v) for k, v in list(n.labels.items())[:64]}
+    return (
+        safe_text(n.node),
+        n.source_kind,
+        n.network and safe_text(n.network),
+        json.dumps(labels, sort_keys=True, ensure_ascii=False),
+        poll_id,
+        poll_id,
+    )
+
+
 def poll_status(record: PollRecord) -> str:
     """``ok``; ``partial`` when some endpoints failed but data came back; else ``failed``."""
     if not record.ok or record.reading is None:
@@ -160,6 +202,17 @@ def _insert_rows(conn: sqlite3.Connection, poll_id: int, reading: Reading | None
     if reading.gpu_models:
         conn.executemany(
             "INSERT INTO gpu_models VALUES (?,?,?,?,?,?,?,?,?)", _gpu_rows(poll_id, reading)
+        )
+    if reading.nodes:
+        conn.executemany(
+            f"INSERT INTO node_samples VALUES ({','.join('?' * (6 + len(NODE_FIELDS)))})",
+            [_node_row(poll_id, n) for n in reading.nodes],
+        )
+        conn.executemany(
+            "INSERT INTO nodes VALUES (?,?,?,?,?,?) ON CONFLICT (node, source_kind) DO UPDATE "
+            "SET network = excluded.network, labels = excluded.labels, "
+            "last_poll_id = excluded.last_poll_id",
+            [_node_identity(poll_id, n) for n in reading.nodes],
         )
     if reading.errors:
         conn.executemany(

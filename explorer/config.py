@@ -95,6 +95,69 @@ class SourcesConfig(_Section):
     sample: SampleConfig = SampleConfig()
 
 
+class BasicAuth(_Section):
+    """HTTP basic auth; the password comes from a named environment variable, never the file."""
+
+    username: str = Field(min_length=1)
+    password_env: str = Field(min_length=1)
+
+
+class _Auth(_Section):
+    basic_auth: BasicAuth | None = None
+    bearer_token_env: str | None = None
+    """Name of the environment variable holding a bearer token."""
+    ca_file: Path | None = None
+    insecure: bool = False
+
+
+class TargetConfig(_Auth):
+    """``[[fleet.targets]]``: one node's exporter(s)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    url: str = Field(pattern=r"^https?://")
+    """The exporter's /metrics (node_exporter, usually :9100)."""
+    gpu_url: str | None = Field(default=None, pattern=r"^https?://")
+    """A GPU exporter's /metrics (dcgm-exporter :9400 or nvidia_gpu_exporter :9835)."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """``network`` (e.g. "io.net"), io.net ``device_id`` and any of your own."""
+
+
+class FileSdConfig(_Auth):
+    """``[[fleet.file_sd]]``: a Prometheus file_sd JSON or YAML file, re-read when it changes."""
+
+    path: Path
+    scheme: Literal["http", "https"] = "http"
+    metrics_path: str = "/metrics"
+
+
+class PrometheusConfig(_Auth):
+    """``[[fleet.prometheus]]``: a Prometheus-compatible server (Thanos, VictoriaMetrics, Mimir)."""
+
+    url: str = Field(pattern=r"^https?://")
+    selector: str = ""
+    """A label matcher such as ``{job="node"}``; empty means every instance."""
+
+
+class LocalConfig(_Section):
+    """``[fleet.local]``: this machine through psutil (and NVML when a driver is present)."""
+
+    enabled: bool = True
+
+
+class FleetConfig(_Section):
+    """``[fleet]``: the operator's own nodes."""
+
+    interval: float = Field(default=15.0, ge=1)
+    timeout: float = Field(default=10.0, gt=0, le=60)
+    """Deadline of one scrape; capped at half the interval, as Prometheus does."""
+    concurrency: int = Field(default=64, ge=1, le=1024)
+    max_samples: int = Field(default=20_000, ge=100, le=1_000_000)
+    targets: list[TargetConfig] = Field(default_factory=list)
+    file_sd: list[FileSdConfig] = Field(default_factory=list)
+    prometheus: list[PrometheusConfig] = Field(default_factory=list)
+    local: LocalConfig = LocalConfig()
+
+
 class CacheConfig(_Section):
     """``[cache]``: where the SQLite history lives."""
 
@@ -112,6 +175,7 @@ class Config(_Section):
     """The whole configuration file."""
 
     sources: SourcesConfig = SourcesConfig()
+    fleet: FleetConfig = FleetConfig()
     cache: CacheConfig = CacheConfig()
     ui: UiConfig = UiConfig()
     keys: dict[str, str] = Field(default_factory=dict)
@@ -211,6 +275,29 @@ interval = 1800
 
 [sources.sample]
 enabled = true        # the bundled mid-2024 table, shown only while nothing else is cached
+
+[fleet]               # your own nodes: exporters, file_sd lists, a Prometheus server, this machine
+interval = 15
+timeout = 10          # per scrape; never more than half the interval
+
+# [[fleet.targets]]
+# name = "gpu-01"
+# url = "http://10.0.0.5:9100/metrics"        # node_exporter
+# gpu_url = "http://10.0.0.5:9400/metrics"    # dcgm-exporter or nvidia_gpu_exporter
+# labels = { network = "io.net", device_id = "…" }
+# basic_auth = { username = "ops", password_env = "FLEET_PASSWORD" }
+# ca_file = "/etc/ssl/fleet-ca.pem"
+
+# [[fleet.file_sd]]
+# path = "/etc/prometheus/targets/nodes.json"  # Prometheus file_sd (JSON or YAML)
+
+# [[fleet.prometheus]]
+# url = "http://127.0.0.1:9090"
+# selector = '{job="node"}'
+# bearer_token_env = "PROM_TOKEN"
+
+[fleet.local]
+enabled = true        # this machine, with zero config
 
 [cache]
 # path = "/var/lib/depin-explorer/depin-explorer.db"

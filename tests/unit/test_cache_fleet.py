@@ -1,0 +1,83 @@
+"""Fleet samples in the cache: latest per (source, node), down nodes keep their history,
+counters for rates across runs, the export contract."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cache.db import open_reader, open_writer
+from cache.export import FLEET_KEYS, fleet_records, to_csv, to_json
+from cache.queries import latest_fleet, previous_counters
+from cache.store import PollRecord, write_poll
+from sources.models import NodeSample, Reading
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def node(name: str, up: bool = True, kind: str = "exporter", **values) -> NodeSample:
+    return NodeSample(node=name, source_kind=kind, up=up, network="io.net",
+                      labels={"network": "io.net", "device_id": "d-1"}, **values)
+
+
+def put(db: Path, at: datetime, *nodes: NodeSample, source: str = "fleet") -> int:
+    conn = open_writer(db)
+    try:
+        return write_poll(conn, PollRecord(source, at, at, Reading(nodes=list(nodes))))
+    finally:
+        conn.close()
+
+
+def test_latest_sample_per_node_and_down_keeps_history(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    put(db, T0, node("a", cpu_pct=10.0, mem_pct=50.0, counters={"at": 1.0, "cpu_total_s": 9.0}),
+        node("b", cpu_pct=20.0))
+    put(db, T0 + timedelta(seconds=15), node("a", up=False, error="connect: refused"),
+        node("b", cpu_pct=25.0))
+    conn = open_reader(db)
+    rows = {r.node: r for r in latest_fleet(conn)}
+    assert rows["a"].up is False and rows["a"].values["cpu_pct"] is None
+    assert rows["a"].error == "connect: refused"
+    assert rows["b"].values["cpu_pct"] == 25.0
+    assert rows["a"].labels == {"device_id": "d-1", "network": "io.net"}
+    earlier = {r.node: r for r in latest_fleet(conn, at=T0 + timedelta(seconds=5))}
+    assert earlier["a"].up and earlier["a"].values["cpu_pct"] == 10.0
+    count = conn.execute("SELECT COUNT(*) FROM node_samples WHERE node = 'a'").fetchone()[0]
+    assert count == 2  # history is never lost when a node goes down
+    # counters survive the down sample: the next good scrape still gets a rate
+    assert previous_counters(conn, "exporter") == {"a": {"at": 1.0, "cpu_total_s": 9.0}}
+
+
+def test_same_node_from_two_source_kinds_is_two_rows(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    put(db, T0, node("host:9100", cpu_pct=5.0))
+    put(db, T0, node("host:9100", kind="promql", cpu_pct=6.0), source="promql")
+    conn = open_reader(db)
+    assert [(r.source_kind, r.values["cpu_pct"]) for r in latest_fleet(conn)] == [
+        ("exporter", 5.0), ("promql", 6.0)]
+
+
+def test_fleet_export_keys_nulls_and_booleans(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    put(db, T0, node("a", cpu_pct=12.5, mem_pct=40.0, disk_pct=math.nan, load1=0.5,
+                     uptime_s=3600.0, gpus=None))
+    conn = open_reader(db)
+    records = fleet_records(latest_fleet(conn))
+    assert list(records[0]) == list(FLEET_KEYS)
+    assert records[0]["up"] is True and records[0]["source"] == "exporter"
+    assert records[0]["disk_pct"] is None  # NaN never stored as a number
+    assert records[0]["gpus"] is None and records[0]["gpu_util_pct"] is None
+    assert records[0]["uptime_s"] == 3600 and records[0]["fetched_at"].endswith("Z")
+    assert json.loads(to_json(records))[0]["cpu_pct"] == 12.5
+    assert to_csv(records, FLEET_KEYS).splitlines()[0] == ",".join(FLEET_KEYS)
+
+
+def test_storing_a_1000_node_poll_is_one_transaction(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    nodes = [node(f"n{i:04}", cpu_pct=float(i % 100), counters={"at": 1.0}) for i in range(1000)]
+    poll_id = put(db, T0, *nodes)
+    conn = open_reader(db)
+    assert conn.execute("SELECT items FROM polls WHERE id = ?", (poll_id,)).fetchone()[0] == 1000
+    assert len(latest_fleet(conn)) == 1000
