@@ -135,6 +135,8 @@ class DepinExplorerApp(App[None]):
 
     def source_interval(self, source: str) -> float:
         """Configured seconds between polls of ``source``."""
+        if self.poller is not None and source in self.poller.settings:
+            return self.poller.settings[source].interval
         section = getattr(self.config.sources, source, None)
         return float(section.interval) if section is not None else 120.0
 
@@ -173,8 +175,11 @@ class DepinExplorerApp(App[None]):
         """Every configured source with its schedule, for the Sources screen."""
         runtimes = []
         now = self.now()
-        for name in type(self.config.sources).model_fields:
-            section = getattr(self.config.sources, name)
+        names = list(type(self.config.sources).model_fields)
+        names += [n for n in (self.poller.settings if self.poller else {}) if n not in names]
+        for name in names:
+            section = getattr(self.config.sources, name, None)
+            settings = self.poller.settings.get(name) if self.poller else None
             schedule = self.poller.schedules.get(name) if self.poller else None
             next_at = None
             if schedule is not None and schedule.next_due != float("inf"):
@@ -183,12 +188,12 @@ class DepinExplorerApp(App[None]):
             runtimes.append(
                 SourceRuntime(
                     name=name,
-                    enabled=section.enabled,
-                    uses_network=name != "sample",
-                    interval=section.interval,
+                    enabled=section.enabled if section is not None else True,
+                    uses_network=name not in ("sample", "local"),
+                    interval=settings.interval if settings else section.interval,
                     next_poll_at=next_at,
                     note=self.source_note(name),
-                    insecure=bool(getattr(section, "insecure", False)),
+                    insecure=bool(settings.insecure) if settings else False,
                 )
             )
         return runtimes

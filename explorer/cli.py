@@ -180,10 +180,16 @@ def poll(ctx: click.Context, once: bool, only: str | None, **globals_: Any) -> N
     from cache.db import CacheError
     from explorer.poller import Poller
 
-    poller = Poller(setup.config, setup.secrets, setup.db_path, offline=ctx.obj.offline)
+    try:
+        poller = Poller(setup.config, setup.secrets, setup.db_path, offline=ctx.obj.offline)
+    except ConfigError as exc:  # e.g. a named credentials variable that is not set
+        fail(f"config error: {exc}")
+        return
     names = None
     if only:
-        names = [n.strip() for n in only.split(",") if n.strip()]
+        from explorer.registry import expand_only
+
+        names = expand_only([n.strip() for n in only.split(",") if n.strip()], poller.settings)
         unknown = [n for n in names if n not in poller.sources]
         if unknown:
             known = ", ".join(sorted(poller.sources)) or "none"
@@ -275,6 +281,17 @@ def export_gpu_models(ctx: click.Context, fmt: str, **globals_: Any) -> None:
     _export(ctx, "gpu-models", fmt, globals_)
 
 
+@export.command("fleet")
+@global_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.pass_context
+def export_fleet(ctx: click.Context, fmt: str, **globals_: Any) -> None:
+    """Each (source, node) with its latest sample: up, CPU, memory, disk, GPU figures."""
+    _export(ctx, "fleet", fmt, globals_)
+
+
 def _export(ctx: click.Context, table: str, fmt: str, globals_: dict[str, Any]) -> None:
     _merge(ctx, **globals_)
     setup = load_setup(ctx)
@@ -287,6 +304,9 @@ def _export(ctx: click.Context, table: str, fmt: str, globals_: dict[str, Any]) 
             if table == "rankings":
                 keys = export.RANKINGS_KEYS
                 records = export.rankings_records(queries.latest_rankings(conn))
+            elif table == "fleet":
+                keys = export.FLEET_KEYS
+                records = export.fleet_records(queries.latest_fleet(conn))
             elif table == "networks":
                 keys = export.NETWORKS_KEYS
                 records = export.networks_records(queries.latest_metrics(conn))

@@ -21,15 +21,12 @@ from pathlib import Path
 import httpx
 
 from cache.db import CacheError, Clock, open_writer, utc_now
+from cache.queries import previous_counters
 from cache.store import PollRecord, has_rankings, write_poll
-from explorer.config import Config, Secrets, coingecko_root
-from sources.akash import AkashSource
+from explorer.config import Config, Secrets
+from explorer.registry import SourceSettings, build_sources
 from sources.base import RETRY_AFTER_DEFAULT, Source, make_client
 from sources.breaker import CircuitBreaker
-from sources.coingecko import CoinGeckoSource
-from sources.filecoin import FilecoinSource
-from sources.helium import HeliumSource
-from sources.ionet import IonetSource
 from sources.models import ErrorKind, SourceError
 from sources.sample import SampleSource
 
@@ -70,36 +67,6 @@ class Outcome:
         return held or (self.record is not None and not self.record.ok)
 
 
-def build_sources(config: Config, secrets: Secrets) -> dict[str, Source]:
-    """The enabled sources, named as their ``[sources.NAME]`` tables."""
-    sources: dict[str, Source] = {}
-    cg = config.sources.coingecko
-    if cg.enabled:
-        sources["coingecko"] = CoinGeckoSource(
-            base_url=coingecko_root(config, secrets),
-            category=cg.category,
-            max_coins=cg.max_coins,
-            timeout=cg.timeout,
-            api_key=secrets.coingecko_api_key,
-            plan=secrets.coingecko_plan,
-        )
-    networks: dict[str, type] = {
-        "ionet": IonetSource,
-        "akash": AkashSource,
-        "filecoin": FilecoinSource,
-        "helium": HeliumSource,
-    }
-    for name, cls in networks.items():
-        section = getattr(config.sources, name)
-        if section.enabled:
-            sources[name] = cls(
-                base_url=section.base_url or cls().base_url, timeout=section.timeout
-            )
-    if config.sources.sample.enabled:
-        sources["sample"] = SampleSource()
-    return sources
-
-
 @dataclass
 class Poller:
     """Polls sources and stores each poll atomically; one instance per writer process."""
@@ -112,14 +79,17 @@ class Poller:
     transport: httpx.AsyncBaseTransport | None = None
     on_stored: StoredCallback | None = None
     sources: dict[str, Source] = field(default_factory=dict)
+    settings: dict[str, SourceSettings] = field(default_factory=dict)
     schedules: dict[str, Schedule] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.sources:
-            self.sources = build_sources(self.config, self.secrets)
+            built = build_sources(self.config, self.secrets)
+            self.sources = {name: source for name, (source, _) in built.items()}
+            self.settings = {name: settings for name, (_, settings) in built.items()}
         for name in self.sources:
-            interval = getattr(self.config.sources, name).interval
-            self.schedules.setdefault(name, Schedule(interval=interval))
+            self.settings.setdefault(name, SourceSettings(interval=120.0, timeout=10.0))
+            self.schedules.setdefault(name, Schedule(interval=self.settings[name].interval))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
         self._conn: sqlite3.Connection | None = None
         self._clients: dict[tuple[str | None, bool], httpx.AsyncClient] = {}
@@ -167,26 +137,29 @@ class Poller:
 
     def _http(self, name: str) -> httpx.AsyncClient:
         # One client per CA bundle: sources on the public PKI share a connection pool.
-        section = getattr(self.config.sources, name, None)
-        ca_file = getattr(section, "ca_file", None)
-        insecure = bool(getattr(section, "insecure", False))
-        key = (str(ca_file) if ca_file else None, insecure)
+        settings = self.settings[name]
+        key = (str(settings.ca_file) if settings.ca_file else None, settings.insecure)
         if key not in self._clients:
             self._clients[key] = make_client(
-                transport=self.transport, ca_file=key[0], insecure=insecure
+                transport=self.transport, ca_file=key[0], insecure=key[1]
             )
         return self._clients[key]
 
     def _deadline(self, name: str) -> float:
-        section = getattr(self.config.sources, name, None)
-        return float(getattr(section, "timeout", 10.0)) + 1.0
+        return self.settings[name].timeout + 1.0
+
+    @staticmethod
+    def _runs_offline(source: Source) -> bool:
+        # Offline means browsing what is cached (perhaps a colleague's copy): only the bundled
+        # sample may be stored, and only into an empty cache; this machine is not sampled.
+        return isinstance(source, SampleSource)
 
     # -- polling ----------------------------------------------------------------------------
     async def poll_source(self, name: str) -> Outcome:
         """Run one source now (if allowed) and store its poll."""
         source = self.sources[name]
         schedule = self.schedules[name]
-        if source.uses_network and self.offline:
+        if self.offline and not self._runs_offline(source):
             return Outcome(name, skipped="offline")
         if schedule.paused:
             return Outcome(name, skipped="paused", detail=f"paused: {schedule.paused}")
@@ -199,6 +172,11 @@ class Poller:
                 return Outcome(name, skipped="not needed")
         elif not schedule.breaker.allow(time.monotonic()):
             return Outcome(name, skipped="circuit open", detail=self.circuit_note(name))
+        kind = getattr(source, "counter_kind", None)
+        if kind is not None:  # counter rates continue from the last stored sample, across runs
+            source.previous = await self._run_in_writer(  # type: ignore[attr-defined]
+                lambda conn: previous_counters(conn, kind)
+            )
         started = self.clock()
         error: SourceError | None = None
         reading = None
@@ -284,7 +262,7 @@ class Poller:
             now = time.monotonic()
             for name in names:
                 if name not in running and self.schedules[name].next_due <= now:
-                    if self.sources[name].uses_network and self.offline:
+                    if self.offline and not self._runs_offline(self.sources[name]):
                         self.schedules[name].next_due = float("inf")
                         continue
                     running[name] = asyncio.create_task(self.poll_source(name))

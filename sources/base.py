@@ -329,6 +329,37 @@ def decode_json(body: bytes) -> Any:
         raise SourceError(ErrorKind.TRUNCATED, "invalid or truncated JSON") from exc
 
 
+async def get_text(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    policy: HttpPolicy | None = None,
+) -> tuple[str, str]:
+    """GET a text body (an exporter's /metrics) once, within a deadline and a size cap.
+
+    Scrapes follow Prometheus: one attempt per cycle, and a failed scrape marks the target down
+    rather than being retried inside the cycle.
+
+    Returns:
+        (body decoded as UTF-8 with replacement characters, content type).
+
+    Raises:
+        SourceError: as for :func:`get_json`.
+    """
+    policy = policy or HttpPolicy()
+    host = httpx.URL(url).host or "target"
+    secrets = _secrets_of(headers, None)
+    try:
+        async with asyncio.timeout(policy.deadline):
+            _, content_type, body = await _fetch(client, url, None, headers, policy, host, secrets)
+    except TimeoutError as exc:
+        raise SourceError(
+            ErrorKind.TIMEOUT, f"no complete answer from {host} within {policy.deadline:g} s"
+        ) from exc
+    return body.decode("utf-8", errors="replace"), content_type
+
+
 async def get_json(
     client: httpx.AsyncClient,
     url: str,
@@ -434,7 +465,7 @@ def _redirect_target(response: httpx.Response) -> str:
     return f" to {one_line(target.host + port, 80)}"
 
 
-async def _attempt(
+async def _fetch(
     client: httpx.AsyncClient,
     url: str,
     params: Mapping[str, str] | None,
@@ -442,7 +473,8 @@ async def _attempt(
     policy: HttpPolicy,
     host: str,
     secrets: Iterable[str] = (),
-) -> Any:
+) -> tuple[int, str, bytes]:
+    """One GET: (status, content type, capped body), or a SourceError for any failure."""
     try:
         async with client.stream("GET", url, params=params, headers=headers) as response:
             status = response.status_code
@@ -469,6 +501,19 @@ async def _attempt(
         ) from exc
     if status >= 400:
         raise _classify(status, body, retry_after, host, secrets)
+    return status, content_type, body
+
+
+async def _attempt(
+    client: httpx.AsyncClient,
+    url: str,
+    params: Mapping[str, str] | None,
+    headers: Mapping[str, str] | None,
+    policy: HttpPolicy,
+    host: str,
+    secrets: Iterable[str] = (),
+) -> Any:
+    status, content_type, body = await _fetch(client, url, params, headers, policy, host, secrets)
     if "json" not in content_type.lower():
         raise SourceError(
             ErrorKind.BAD_CONTENT_TYPE,

@@ -18,8 +18,14 @@ T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
 def node(name: str, up: bool = True, kind: str = "exporter", **values) -> NodeSample:
-    return NodeSample(node=name, source_kind=kind, up=up, network="io.net",
-                      labels={"network": "io.net", "device_id": "d-1"}, **values)
+    return NodeSample(
+        node=name,
+        source_kind=kind,
+        up=up,
+        network="io.net",
+        labels={"network": "io.net", "device_id": "d-1"},
+        **values,
+    )
 
 
 def put(db: Path, at: datetime, *nodes: NodeSample, source: str = "fleet") -> int:
@@ -32,10 +38,18 @@ def put(db: Path, at: datetime, *nodes: NodeSample, source: str = "fleet") -> in
 
 def test_latest_sample_per_node_and_down_keeps_history(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
-    put(db, T0, node("a", cpu_pct=10.0, mem_pct=50.0, counters={"at": 1.0, "cpu_total_s": 9.0}),
-        node("b", cpu_pct=20.0))
-    put(db, T0 + timedelta(seconds=15), node("a", up=False, error="connect: refused"),
-        node("b", cpu_pct=25.0))
+    put(
+        db,
+        T0,
+        node("a", cpu_pct=10.0, mem_pct=50.0, counters={"at": 1.0, "cpu_total_s": 9.0}),
+        node("b", cpu_pct=20.0),
+    )
+    put(
+        db,
+        T0 + timedelta(seconds=15),
+        node("a", up=False, error="connect: refused"),
+        node("b", cpu_pct=25.0),
+    )
     conn = open_reader(db)
     rows = {r.node: r for r in latest_fleet(conn)}
     assert rows["a"].up is False and rows["a"].values["cpu_pct"] is None
@@ -56,13 +70,26 @@ def test_same_node_from_two_source_kinds_is_two_rows(tmp_path: Path) -> None:
     put(db, T0, node("host:9100", kind="promql", cpu_pct=6.0), source="promql")
     conn = open_reader(db)
     assert [(r.source_kind, r.values["cpu_pct"]) for r in latest_fleet(conn)] == [
-        ("exporter", 5.0), ("promql", 6.0)]
+        ("exporter", 5.0),
+        ("promql", 6.0),
+    ]
 
 
 def test_fleet_export_keys_nulls_and_booleans(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
-    put(db, T0, node("a", cpu_pct=12.5, mem_pct=40.0, disk_pct=math.nan, load1=0.5,
-                     uptime_s=3600.0, gpus=None))
+    put(
+        db,
+        T0,
+        node(
+            "a",
+            cpu_pct=12.5,
+            mem_pct=40.0,
+            disk_pct=math.nan,
+            load1=0.5,
+            uptime_s=3600.0,
+            gpus=None,
+        ),
+    )
     conn = open_reader(db)
     records = fleet_records(latest_fleet(conn))
     assert list(records[0]) == list(FLEET_KEYS)

@@ -22,7 +22,7 @@ def config(**sources: dict) -> Config:
     base = {name: {"enabled": False} for name in ("ionet", "akash", "filecoin", "helium")}
     base["coingecko"] = {"base_url": "http://127.0.0.1:9/api/v3", "timeout": 3}
     base.update(sources)
-    return Config.model_validate({"sources": base})
+    return Config.model_validate({"sources": base, "fleet": {"local": {"enabled": False}}})
 
 
 def transport(handler) -> httpx.MockTransport:

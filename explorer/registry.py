@@ -1,0 +1,164 @@
+"""Which sources run, built from the config: their objects and their scheduling settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sources.promql import PromqlSource
+
+from explorer.config import Config, ConfigError, Secrets, _Auth, coingecko_root
+from sources.akash import AkashSource
+from sources.base import Source
+from sources.coingecko import CoinGeckoSource
+from sources.exporter import Credentials, ExporterFleetSource, Target, credentials_from_env
+from sources.file_sd import FileSdWatcher
+from sources.filecoin import FilecoinSource
+from sources.helium import HeliumSource
+from sources.ionet import IonetSource
+from sources.local import LocalSource
+from sources.sample import SampleSource
+
+NETWORK_SOURCES: dict[str, type] = {
+    "ionet": IonetSource,
+    "akash": AkashSource,
+    "filecoin": FilecoinSource,
+    "helium": HeliumSource,
+}
+FLEET_GROUP = "fleet"
+"""``--only fleet`` means every fleet source: exporters, Prometheus servers and this machine."""
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """How often and how long a source runs, and how its TLS is checked."""
+
+    interval: float
+    timeout: float
+    ca_file: Path | None = None
+    insecure: bool = False
+    fleet: bool = False
+
+
+def _credentials(auth: _Auth, where: str) -> Credentials:
+    basic = auth.basic_auth
+    try:
+        return credentials_from_env(
+            basic.username if basic else None,
+            basic.password_env if basic else None,
+            auth.bearer_token_env,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _fleet_targets(config: Config) -> tuple[list[Target], list[FileSdWatcher]]:
+    targets = [
+        Target(
+            name=t.name,
+            url=t.url,
+            gpu_url=t.gpu_url,
+            labels=t.labels,
+            credentials=_credentials(t, f"fleet.targets.{i}"),
+        )
+        for i, t in enumerate(config.fleet.targets)
+    ]
+    watchers = [
+        FileSdWatcher(
+            path=f.path.expanduser(),
+            scheme=f.scheme,
+            metrics_path=f.metrics_path,
+            credentials=_credentials(f, f"fleet.file_sd.{i}"),
+        )
+        for i, f in enumerate(config.fleet.file_sd)
+    ]
+    return targets, watchers
+
+
+def build_sources(config: Config, secrets: Secrets) -> dict[str, tuple[Source, SourceSettings]]:
+    """The enabled sources by name (``[sources.NAME]`` tables, then the fleet's)."""
+    out: dict[str, tuple[Source, SourceSettings]] = {}
+    cg = config.sources.coingecko
+    if cg.enabled:
+        out["coingecko"] = (
+            CoinGeckoSource(
+                base_url=coingecko_root(config, secrets),
+                category=cg.category,
+                max_coins=cg.max_coins,
+                timeout=cg.timeout,
+                api_key=secrets.coingecko_api_key,
+                plan=secrets.coingecko_plan,
+            ),
+            SourceSettings(cg.interval, cg.timeout),
+        )
+    for name, cls in NETWORK_SOURCES.items():
+        section = getattr(config.sources, name)
+        if section.enabled:
+            source = cls(base_url=section.base_url or cls().base_url, timeout=section.timeout)
+            out[name] = (
+                source,
+                SourceSettings(
+                    section.interval, section.timeout, section.ca_file, section.insecure
+                ),
+            )
+    fleet = config.fleet
+    # a scrape never outlives half the interval, as in Prometheus (scrape_timeout <= interval)
+    scrape_timeout = min(fleet.timeout, fleet.interval / 2)
+    targets, watchers = _fleet_targets(config)
+    if targets or watchers:
+
+        def current() -> list[Target]:
+            seen: dict[str, Target] = {t.name: t for t in targets}
+            for watcher in watchers:
+                for target in watcher.load():
+                    seen.setdefault(target.name, target)
+            return list(seen.values())
+
+        insecure = any(t.insecure for t in fleet.targets)
+        ca_files = {t.ca_file for t in fleet.targets if t.ca_file}
+        out[FLEET_GROUP] = (
+            ExporterFleetSource(
+                targets=current,
+                timeout=scrape_timeout,
+                concurrency=fleet.concurrency,
+                max_samples=fleet.max_samples,
+            ),
+            SourceSettings(
+                fleet.interval,
+                scrape_timeout * 2 + 1,
+                next(iter(ca_files)) if len(ca_files) == 1 else None,
+                insecure,
+                fleet=True,
+            ),
+        )
+    for i, server in enumerate(fleet.prometheus):
+        name = "promql" if len(fleet.prometheus) == 1 else f"promql-{i + 1}"
+        headers = _credentials(server, f"fleet.prometheus.{i}").headers()
+        out[name] = (
+            PromqlSource(
+                url=server.url,
+                selector=server.selector,
+                timeout=scrape_timeout,
+                headers=headers,
+                name=name,
+            ),
+            SourceSettings(
+                fleet.interval, scrape_timeout, server.ca_file, server.insecure, fleet=True
+            ),
+        )
+    if fleet.local.enabled:
+        out["local"] = (LocalSource(), SourceSettings(fleet.interval, 10.0, fleet=True))
+    if config.sources.sample.enabled:
+        out["sample"] = (SampleSource(), SourceSettings(config.sources.sample.interval, 10.0))
+    return out
+
+
+def expand_only(names: list[str], available: dict[str, SourceSettings]) -> list[str]:
+    """``fleet`` stands for every fleet source; other names pass through."""
+    out: list[str] = []
+    for name in names:
+        if name == FLEET_GROUP:
+            out += [n for n, s in available.items() if s.fleet and n not in out]
+        elif name not in out:
+            out.append(name)
+    return out
