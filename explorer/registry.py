@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sources.promql import PromqlSource
-
 from explorer.config import Config, ConfigError, Secrets, _Auth, coingecko_root
 from sources.akash import AkashSource
 from sources.base import Source
@@ -17,6 +15,7 @@ from sources.filecoin import FilecoinSource
 from sources.helium import HeliumSource
 from sources.ionet import IonetSource
 from sources.local import LocalSource
+from sources.promql import PromqlSource
 from sources.sample import SampleSource
 
 NETWORK_SOURCES: dict[str, type] = {

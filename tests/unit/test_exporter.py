@@ -36,8 +36,11 @@ async def test_good_targets_give_values_and_bad_ones_are_down_with_no_values() -
             "/fail": (500, b"oops", TEXT),
             "/html": (200, b"<html>login</html>", {"content-type": "text/html"}),
             "/cut": (200, NODE[: len(NODE) // 2] + b'node_load1{a="x', TEXT),
-            "/om-no-eof": (200, b"node_load1 0.5\n",
-                           {"content-type": "application/openmetrics-text; version=1.0.0"}),
+            "/om-no-eof": (
+                200,
+                b"node_load1 0.5\n",
+                {"content-type": "application/openmetrics-text; version=1.0.0"},
+            ),
         }
         status, body, headers = bodies[request.url.path]
         return httpx.Response(status, headers=headers, content=body)
@@ -62,29 +65,38 @@ async def test_good_targets_give_values_and_bad_ones_are_down_with_no_values() -
 
 
 async def test_rates_come_from_the_previous_sample() -> None:
-    fleet, client = source([target("n")], lambda r: httpx.Response(200, headers=TEXT,
-                                                                   content=NODE))
+    fleet, client = source([target("n")], lambda r: httpx.Response(200, headers=TEXT, content=NODE))
     async with client:
         first = (await fleet.fetch(client)).nodes[0]
-        later = ExporterFleetSource(targets=fleet.targets, timeout=2.0,
-                                    previous={"n": dict(first.counters, at=1000.0)},
-                                    clock=lambda: 1010.0)
-        client2 = make_client(transport=httpx.MockTransport(
-            lambda r: httpx.Response(200, headers=TEXT, content=LATER)))
+        later = ExporterFleetSource(
+            targets=fleet.targets,
+            timeout=2.0,
+            previous={"n": dict(first.counters, at=1000.0)},
+            clock=lambda: 1010.0,
+        )
+        client2 = make_client(
+            transport=httpx.MockTransport(
+                lambda r: httpx.Response(200, headers=TEXT, content=LATER)
+            )
+        )
         async with client2:
             second = (await later.fetch(client2)).nodes[0]
     assert second.cpu_pct == pytest.approx(30.0)
     assert second.net_rx_bps == pytest.approx(100_000) and second.net_tx_bps == pytest.approx(
-        25_000)
+        25_000
+    )
 
 
 async def test_gpu_exporter_values_join_the_node() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers=TEXT,
-                              content=DCGM if request.url.port == 9400 else NODE)
+        return httpx.Response(200, headers=TEXT, content=DCGM if request.url.port == 9400 else NODE)
 
-    node = Target(name="gpu-1", url="http://127.0.0.1:9100/metrics",
-                  gpu_url="http://127.0.0.1:9400/metrics", labels={"network": "io.net"})
+    node = Target(
+        name="gpu-1",
+        url="http://127.0.0.1:9100/metrics",
+        gpu_url="http://127.0.0.1:9400/metrics",
+        labels={"network": "io.net"},
+    )
     fleet, client = source([node], handler)
     async with client:
         [sample] = (await fleet.fetch(client)).nodes
@@ -98,8 +110,9 @@ async def test_a_failing_gpu_exporter_makes_the_whole_target_down() -> None:
             return httpx.Response(503, content=b"busy")
         return httpx.Response(200, headers=TEXT, content=NODE)
 
-    node = Target(name="gpu-1", url="http://127.0.0.1:9100/metrics",
-                  gpu_url="http://127.0.0.1:9400/metrics")
+    node = Target(
+        name="gpu-1", url="http://127.0.0.1:9100/metrics", gpu_url="http://127.0.0.1:9400/metrics"
+    )
     fleet, client = source([node], handler)
     async with client:
         [sample] = (await fleet.fetch(client)).nodes
@@ -108,15 +121,16 @@ async def test_a_failing_gpu_exporter_makes_the_whole_target_down() -> None:
 
 async def test_sample_cap_and_body_cap() -> None:
     many = b"".join(b'm{i="%d"} 1\n' % i for i in range(500))
-    fleet, client = source([target("many")], lambda r: httpx.Response(200, headers=TEXT,
-                                                                      content=many),
-                           max_samples=100)
+    fleet, client = source(
+        [target("many")], lambda r: httpx.Response(200, headers=TEXT, content=many), max_samples=100
+    )
     async with client:
         [sample] = (await fleet.fetch(client)).nodes
     assert not sample.up and "too_large" in sample.error
     huge = b"x 1\n" * (5 * 1024 * 1024 // 4)
-    fleet, client = source([target("huge")], lambda r: httpx.Response(200, headers=TEXT,
-                                                                      content=huge))
+    fleet, client = source(
+        [target("huge")], lambda r: httpx.Response(200, headers=TEXT, content=huge)
+    )
     async with client:
         [sample] = (await fleet.fetch(client)).nodes
     assert not sample.up and "too_large" in sample.error
@@ -168,8 +182,10 @@ async def test_credentials_travel_in_the_header_only() -> None:
 
 
 async def test_hostile_labels_are_sanitised() -> None:
-    fleet, client = source([target("n", labels={"network": "io\x1b]52;c;x\x07net"})],
-                           lambda r: httpx.Response(200, headers=TEXT, content=NODE))
+    fleet, client = source(
+        [target("n", labels={"network": "io\x1b]52;c;x\x07net"})],
+        lambda r: httpx.Response(200, headers=TEXT, content=NODE),
+    )
     async with client:
         [sample] = (await fleet.fetch(client)).nodes
     assert "\x1b" not in sample.labels["network"] and "\x1b" not in (sample.network or "")
