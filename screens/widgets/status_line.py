@@ -49,6 +49,7 @@ def describe(
         if stale:
             level = "warn"
             out.append(" (stale)", style="bold")
+    problems: list[Text] = []
     for state in fresh.states:
         if state.source not in watched_sources or state.source == "sample":
             continue
@@ -56,12 +57,18 @@ def describe(
         if not held and state.last.retry_at and state.last.retry_at > now:
             held = f"rate limited until {local_time(state.last.retry_at)}"  # told by the cache
         if held:
-            out.append(f" · {state.source} {held}")
-            level = "warn"
+            problems.append(Text(f"{state.source} {held}"))
         elif state.last.status == "failed":
-            level = "warn"
-            out.append(f" · {state.source} failing since {local_time(state.last.finished_at)}: ")
-            out.append_text(text(state.last.error_kind or "error"))
+            problem = Text(f"{state.source} failing since {local_time(state.last.finished_at)}: ")
+            problem.append_text(text(state.last.error_kind or "error"))
+            problems.append(problem)
+    if problems:
+        level = "warn"
+    if len(problems) > 2:  # one line cannot hold them all: count them, the Sources screen lists
+        out.append(f" · {len(problems)} sources failing (7: Sources)")
+    for problem in problems if len(problems) <= 2 else []:
+        out.append(" · ")
+        out.append_text(problem)
     if fresh.offline:
         out.append(" · offline", style="bold")
     return out, level
