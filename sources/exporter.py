@@ -111,6 +111,15 @@ class ExporterFleetSource:
         policy = HttpPolicy(deadline=self.timeout, body_cap=METRICS_BODY_CAP, attempts=1)
         headers = {"accept": ACCEPT, **target.credentials.headers()}
         body, content_type = await get_text(client, url, headers=headers, policy=policy)
+        kind = content_type.split(";")[0].strip().lower()
+        if kind and not (kind.startswith("text/plain") or "openmetrics" in kind):
+            # a login page or a proxy's error page: never feed it to the parser
+            raise SourceError(
+                ErrorKind.BAD_CONTENT_TYPE,
+                f"{target.name}: answered {one_line(kind, 60)}, not metrics",
+            )
+        if not body.strip():
+            raise SourceError(ErrorKind.EMPTY, f"{target.name}: empty body (not all zeros)")
         try:
             return parse_exposition(
                 body, openmetrics=_is_openmetrics(content_type), max_samples=self.max_samples

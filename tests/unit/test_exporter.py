@@ -189,3 +189,68 @@ async def test_hostile_labels_are_sanitised() -> None:
     async with client:
         [sample] = (await fleet.fetch(client)).nodes
     assert "\x1b" not in sample.labels["network"] and "\x1b" not in (sample.network or "")
+
+
+async def scrape_one(body: bytes, headers: dict[str, str] | None = None):
+    fleet, client = source(
+        [target("n")],
+        lambda r: httpx.Response(200, headers=TEXT if headers is None else headers, content=body),
+    )
+    async with client:
+        [sample] = (await fleet.fetch(client)).nodes
+    return sample
+
+
+async def test_pr01_a_real_body_scrapes_fast() -> None:
+    started = asyncio.get_running_loop().time()
+    sample = await scrape_one(NODE)
+    assert sample.up
+    assert asyncio.get_running_loop().time() - started < 0.5  # PR-01 says < 100 ms; CI slack
+
+
+async def test_pr02_empty_body_is_a_failure_not_zeros() -> None:
+    sample = await scrape_one(b"")
+    assert not sample.up and "empty" in sample.error and sample.mem_pct is None
+
+
+async def test_pr03_html_is_refused_before_parsing() -> None:
+    sample = await scrape_one(b"<html>502 Bad Gateway</html>", {"content-type": "text/html"})
+    assert not sample.up and "bad_content_type" in sample.error
+
+
+async def test_pr04_one_bad_line_after_valid_ones_rejects_the_whole_scrape() -> None:
+    sample = await scrape_one(NODE + b'node_load5{a="b" 1\n')
+    assert not sample.up and sample.mem_pct is None and sample.counters == {}
+
+
+async def test_pr06_gzip_over_4_mib_is_too_large() -> None:
+    import gzip
+
+    body = gzip.compress(b"# " + b"x" * (4 * 1024 * 1024 + 1) + b"\n")
+    sample = await scrape_one(body, {**TEXT, "content-encoding": "gzip"})
+    assert not sample.up and "too_large" in sample.error
+
+
+async def test_pr11_non_finite_values_never_become_figures() -> None:
+    body = (
+        b"node_load1 NaN\nnode_memory_MemTotal_bytes +Inf\n"
+        b"node_memory_MemAvailable_bytes 1e999\nnode_boot_time_seconds -5\n"
+        b"node_time_seconds 123456789012345678901234567890\n"
+    )
+    sample = await scrape_one(body)
+    assert sample.up
+    assert sample.load1 is None and sample.mem_pct is None
+
+
+async def test_pr13_a_flapping_target_is_up_down_up_and_never_reuses_values() -> None:
+    answers = iter([200, 500, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = next(answers)
+        return httpx.Response(status, headers=TEXT, content=NODE if status == 200 else b"x")
+
+    fleet, client = source([target("n")], handler)
+    async with client:
+        states = [(await fleet.fetch(client)).nodes[0] for _ in range(3)]
+    assert [s.up for s in states] == [True, False, True]
+    assert states[1].mem_pct is None and states[2].mem_pct is not None

@@ -186,3 +186,47 @@ async def test_429_without_retry_after_backs_off_60_s_doubling(tmp_path: Path) -
         moments[0] = outcome.record.retry_at + timedelta(seconds=1)
     await poller.close()
     assert waits == [60, 120, 240, 480, 900, 900]
+
+
+async def test_file_sd_changes_between_polls_and_counters_give_rates(tmp_path: Path) -> None:
+    import os
+
+    from cache.queries import latest_fleet
+    from tests.support.loopback import LoopbackServer, Reply
+
+    node = (FIXTURES / "node_exporter_1.5.0_2cpu.prom").read_bytes()
+    text = {"content-type": "text/plain; version=0.0.4"}
+    targets = tmp_path / "targets.json"
+    with LoopbackServer({"/metrics": [Reply(body=node, headers=text)]}) as server:
+        address = server.url.removeprefix("http://")
+        targets.write_text(json.dumps([{"targets": [address], "labels": {"network": "io.net"}}]))
+        cfg = config(coingecko={"enabled": False}, sample={"enabled": False})
+        cfg = cfg.model_copy(
+            update={
+                "fleet": cfg.fleet.model_validate(
+                    {"file_sd": [{"path": str(targets)}], "local": {"enabled": False}}
+                )
+            }
+        )
+        db = tmp_path / "c.db"
+        first = await run_once(Poller(cfg, Secrets(), db), only=["fleet"])
+        assert [n.node for n in first[0].record.reading.nodes] == [address]
+        targets.write_text(
+            json.dumps(
+                [
+                    {"targets": [address], "labels": {"network": "io.net"}},
+                    {"targets": [address], "labels": {"instance": "second", "network": "akash"}},
+                ]
+            )
+        )
+        os.utime(targets, ns=(1, 4_000_000_000_000))
+        second = await run_once(Poller(cfg, Secrets(), db), only=["fleet"])
+    nodes = {n.node: n for n in second[0].record.reading.nodes}
+    assert set(nodes) == {address, "second"}
+    assert nodes["second"].network == "akash"
+    conn = open_reader(db)
+    rows = {r.node: r for r in latest_fleet(conn)}
+    assert rows["second"].labels == {"network": "akash"}
+    # a separate run continued the first node's counters: the body is identical, so no CPU
+    # time passed between the two samples and no rate can be computed (None, never a guess)
+    assert rows[address].values["cpu_pct"] is None and first[0].record.reading.nodes[0].counters
