@@ -59,6 +59,8 @@ def _fleet_targets(config: Config) -> tuple[list[Target], list[FileSdWatcher]]:
             gpu_url=t.gpu_url,
             labels=t.labels,
             credentials=_credentials(t, f"fleet.targets.{i}"),
+            ca_file=str(t.ca_file.expanduser()) if t.ca_file else None,
+            insecure=t.insecure,
         )
         for i, t in enumerate(config.fleet.targets)
     ]
@@ -68,6 +70,8 @@ def _fleet_targets(config: Config) -> tuple[list[Target], list[FileSdWatcher]]:
             scheme=f.scheme,
             metrics_path=f.metrics_path,
             credentials=_credentials(f, f"fleet.file_sd.{i}"),
+            ca_file=str(f.ca_file.expanduser()) if f.ca_file else None,
+            insecure=f.insecure,
         )
         for i, f in enumerate(config.fleet.file_sd)
     ]
@@ -113,8 +117,6 @@ def build_sources(config: Config, secrets: Secrets) -> dict[str, tuple[Source, S
                     seen.setdefault(target.name, target)
             return list(seen.values())
 
-        insecure = any(t.insecure for t in fleet.targets)
-        ca_files = {t.ca_file for t in fleet.targets if t.ca_file}
         out[FLEET_GROUP] = (
             ExporterFleetSource(
                 targets=current,
@@ -122,11 +124,12 @@ def build_sources(config: Config, secrets: Secrets) -> dict[str, tuple[Source, S
                 concurrency=fleet.concurrency,
                 max_samples=fleet.max_samples,
             ),
+            # TLS is per target: the source builds a client for targets with their own CA.
+            # A GPU URL doubles a target's worst case, hence twice the scrape deadline.
             SourceSettings(
                 fleet.interval,
                 scrape_timeout * 2 + 1,
-                next(iter(ca_files)) if len(ca_files) == 1 else None,
-                insecure,
+                insecure=any(t.insecure for t in fleet.targets),
                 fleet=True,
             ),
         )

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from sources.base import HttpPolicy, get_text
+from sources.base import HttpPolicy, get_text, make_client
 from sources.exposition import ExpositionError, parse_exposition
 from sources.models import ErrorKind, NodeSample, Reading, SourceError
 from sources.node_metrics import gpu_values, node_values
@@ -79,6 +79,9 @@ class Target:
     gpu_url: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     credentials: Credentials = Credentials()
+    ca_file: str | None = None
+    """The CA that signed this exporter's certificate (exporter-toolkit TLS)."""
+    insecure: bool = False
 
     @property
     def network(self) -> str | None:
@@ -155,10 +158,33 @@ class ExporterFleetSource:
         if not targets:
             raise SourceError(ErrorKind.EMPTY, "no fleet targets configured")
         gate = asyncio.Semaphore(self.concurrency)
+        # targets with their own CA (or TLS checks off) get their own client for this cycle
+        own = {(t.ca_file, t.insecure) for t in targets if t.ca_file or t.insecure}
+        clients: dict[tuple[str | None, bool], httpx.AsyncClient] = {}
+        try:
+            for ca_file, insecure in own:
+                try:
+                    clients[(ca_file, insecure)] = make_client(
+                        timeout=self.timeout, ca_file=ca_file, insecure=insecure
+                    )
+                except ValueError as exc:  # an unreadable CA file: those targets are down
+                    log.warning("fleet: %s", one_line(exc, 200))
 
-        async def bounded(target: Target) -> NodeSample:
-            async with gate:
-                return await self.scrape_target(client, target)
+            async def bounded(target: Target) -> NodeSample:
+                key = (target.ca_file, target.insecure)
+                if key in own and key not in clients:
+                    return NodeSample(
+                        node=target.name,
+                        source_kind="exporter",
+                        up=False,
+                        network=target.network,
+                        error=f"connect: cannot load ca_file {target.ca_file}",
+                    )
+                async with gate:
+                    return await self.scrape_target(clients.get(key, client), target)
 
-        nodes = await asyncio.gather(*(bounded(t) for t in targets))
+            nodes = await asyncio.gather(*(bounded(t) for t in targets))
+        finally:
+            for own_client in clients.values():
+                await own_client.aclose()
         return Reading(nodes=list(nodes))

@@ -33,6 +33,8 @@ def parse_file_sd(
     scheme: str = "http",
     metrics_path: str = "/metrics",
     credentials: Credentials = NO_CREDENTIALS,
+    ca_file: str | None = None,
+    insecure: bool = False,
 ) -> list[Target]:
     """Targets from a file_sd document: ``[{"targets": [...], "labels": {...}}, ...]``."""
     try:
@@ -69,6 +71,8 @@ def parse_file_sd(
                     url=f"{group_scheme}://{address}{group_path}",
                     labels=own,
                     credentials=credentials,
+                    ca_file=ca_file,
+                    insecure=insecure,
                 )
             )
             if len(targets) > MAX_TARGETS:
@@ -84,6 +88,8 @@ class FileSdWatcher:
     scheme: str = "http"
     metrics_path: str = "/metrics"
     credentials: Credentials = Credentials()
+    ca_file: str | None = None
+    insecure: bool = False
     targets: list[Target] = field(default_factory=list)
     error: str | None = None
     _stamp: tuple[int, int] | None = None
@@ -106,6 +112,8 @@ class FileSdWatcher:
                 scheme=self.scheme,
                 metrics_path=self.metrics_path,
                 credentials=self.credentials,
+                ca_file=self.ca_file,
+                insecure=self.insecure,
             )
             self.error = None
             log.info("file_sd %s: %d targets", self.path, len(self.targets))

@@ -1011,3 +1011,27 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     yield
+
+
+NODE_BODY = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "node_exporter_1.5.0_2cpu.prom"
+).read_bytes()
+
+
+async def test_fleet_targets_each_use_their_own_ca_file(tls_files):
+    from sources.exporter import ExporterFleetSource, Target
+
+    cert, key = tls_files
+    metrics = Reply(200, NODE_BODY, {"content-type": "text/plain; version=0.0.4"})
+    async with FaultServer({"/metrics": metrics}, tls=server_tls(cert, key)) as server:
+        url = server.url + "/metrics"
+        targets = [
+            Target(name="trusted", url=url, ca_file=str(cert)),
+            Target(name="unknown-ca", url=url),
+        ]
+        fleet = ExporterFleetSource(targets=lambda: targets, timeout=3.0)
+        async with make_client() as client:
+            nodes = {n.node: n for n in (await fleet.fetch(client)).nodes}
+    assert nodes["trusted"].up and nodes["trusted"].mem_pct is not None
+    assert not nodes["unknown-ca"].up
+    assert "certificate verify failed" in nodes["unknown-ca"].error
