@@ -125,6 +125,7 @@ class DepinExplorerApp(App[None]):
         self._transport = transport
         self._stop = asyncio.Event()
         self._failing: set[str] = set()
+        self._newly_failing: dict[str, str] = {}
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             self.animation_level = config.ui.animations
 
@@ -241,12 +242,18 @@ class DepinExplorerApp(App[None]):
                 self.notify(f"{record.source} recovered", markup=False)
         elif record.error and record.source not in self._failing:
             self._failing.add(record.source)  # say it once per state change, not every cycle
-            self.notify(
-                f"{record.source}: {record.error.message}",
-                title="poll failed",
-                severity="warning",
-                markup=False,
-            )
+            self._newly_failing[record.source] = record.error.message
+            if len(self._newly_failing) == 1:  # one toast for a burst, e.g. no network at all
+                self.set_timer(1.0, self._announce_failures)
+
+    def _announce_failures(self) -> None:
+        failures, self._newly_failing = self._newly_failing, {}
+        if len(failures) == 1:
+            [(source, message)] = failures.items()
+            text = f"{source}: {message}"
+        else:
+            text = f"{len(failures)} sources failing: {', '.join(sorted(failures))} (7: Sources)"
+        self.notify(text, title="poll failed", severity="warning", markup=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The poller's failures end up here, never as a traceback on screen."""

@@ -246,3 +246,31 @@ async def test_command_palette_switches_screen(tmp_path: Path) -> None:
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, RankingsScreen)
+
+
+async def test_a_burst_of_failures_is_one_toast(tmp_path: Path) -> None:
+    import httpx
+
+    from explorer.app import DepinExplorerApp
+    from explorer.config import Config, Secrets
+    from tests.ui.appkit import frozen
+
+    down = httpx.MockTransport(lambda request: httpx.Response(404, content=b"gone"))
+    config = Config.model_validate({"fleet": {"local": {"enabled": False}}})
+    app = DepinExplorerApp(
+        config,
+        Secrets(),
+        tmp_path / "cache.db",
+        offline=False,
+        state_path=tmp_path / "state.json",
+        clock=frozen,
+        transport=down,
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(40):  # bounded: the five network sources fail within a few seconds
+            await pilot.pause(0.1)
+            if len(app._failing) == 5 and not app._newly_failing:
+                break
+        toasts = [str(n.message) for n in app._notifications]
+        assert len(toasts) == 1, toasts
+        assert toasts[0].startswith("5 sources failing")
