@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["parse.py", "poll_1000.py"]
+SCRIPTS = ["parse.py", "poll_1000.py", "fleet_table.py"]
 
 
 def main() -> int:

@@ -20,6 +20,7 @@ from explorer.commands import ExplorerCommands
 from explorer.config import Config, Secrets
 from explorer.poller import Poller
 from explorer.state import UserState
+from screens.fleet import FleetScreen
 from screens.host import SourceRuntime
 from screens.messages import PollStored
 from screens.networks import NetworksScreen
@@ -41,6 +42,7 @@ class DepinExplorerApp(App[None]):
         "overview": OverviewScreen,
         "rankings": RankingsScreen,
         "networks": NetworksScreen,
+        "fleet": FleetScreen,
         "sources": SourcesScreen,
     }
     BINDINGS: ClassVar = [
@@ -67,6 +69,14 @@ class DepinExplorerApp(App[None]):
             id="screen.networks",
             show=False,
             tooltip="Public DePIN networks: devices, GPUs, utilization",
+        ),
+        Binding(
+            "4",
+            "show('fleet')",
+            "Fleet",
+            id="screen.fleet",
+            show=False,
+            tooltip="Your nodes: up, busy, hot",
         ),
         Binding(
             "7",

@@ -9,6 +9,7 @@ SCREENS: list[tuple[str, str, str]] = [
     ("1", "overview", "Overview"),
     ("2", "rankings", "Rankings"),
     ("3", "networks", "Networks"),
+    ("4", "fleet", "Fleet"),
     ("7", "sources", "Sources"),
 ]
 

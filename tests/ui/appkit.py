@@ -145,3 +145,93 @@ def store_networks(db: Path, at: datetime = NOW - timedelta(seconds=50)) -> None
             subnetwork="iot",
         ),
     )
+
+
+def store_fleet(db: Path, at: datetime = NOW - timedelta(seconds=20)) -> None:
+    """A small fleet: GPU nodes on io.net, one hot, one down, one stale, one via Prometheus."""
+    from sources.models import NodeSample
+
+    def node(name: str, network: str | None, **values) -> NodeSample:
+        return NodeSample(
+            node=name,
+            source_kind="exporter",
+            network=network,
+            labels={"network": network} if network else {},
+            **values,
+        )
+
+    store(
+        db,
+        "fleet",
+        at - timedelta(minutes=10),
+        Reading(nodes=[node("gpu-stale", "akash", up=True, cpu_pct=12.0, mem_pct=30.0)]),
+    )
+    store(
+        db,
+        "fleet",
+        at,
+        Reading(
+            nodes=[
+                node(
+                    "gpu-01",
+                    "io.net",
+                    up=True,
+                    cpu_pct=42.0,
+                    mem_pct=61.0,
+                    disk_pct=55.0,
+                    load1=1.2,
+                    uptime_s=86400 * 3,
+                    gpus=8,
+                    gpu_util_pct=97.0,
+                    gpu_temp_c=71.0,
+                    gpu_power_w=2810.0,
+                    gpu_mem_pct=88.0,
+                ),
+                node(
+                    "gpu-02",
+                    "io.net",
+                    up=True,
+                    cpu_pct=97.0,
+                    mem_pct=91.0,
+                    disk_pct=93.0,
+                    load1=9.5,
+                    uptime_s=3600.0,
+                    gpus=8,
+                    gpu_util_pct=12.0,
+                    gpu_temp_c=92.0,
+                    gpu_power_w=1200.0,
+                    gpu_mem_pct=20.0,
+                ),
+                node("gpu-03", "io.net", up=False, error="connect: cannot connect to 10.0.0.7"),
+                node(
+                    "cpu-01",
+                    "akash",
+                    up=True,
+                    cpu_pct=8.0,
+                    mem_pct=22.0,
+                    disk_pct=40.0,
+                    load1=0.3,
+                    uptime_s=86400 * 40,
+                ),
+            ]
+        ),
+    )
+    store(
+        db,
+        "promql",
+        at,
+        Reading(
+            nodes=[
+                NodeSample(
+                    node="10.0.0.9:9100",
+                    source_kind="promql",
+                    up=True,
+                    cpu_pct=33.0,
+                    mem_pct=45.0,
+                    disk_pct=61.0,
+                    load1=2.0,
+                    uptime_s=7200.0,
+                )
+            ]
+        ),
+    )

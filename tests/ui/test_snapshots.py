@@ -91,3 +91,11 @@ def test_sources(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
     networks_cache(tmp_path)
     store_failure(tmp_path / "cache.db", NOW - timedelta(seconds=10))
     assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=keys("7"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_fleet(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    from tests.ui.appkit import store_fleet
+
+    store_fleet(tmp_path / "cache.db")
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=keys("4"))

@@ -1,0 +1,301 @@
+"""Fleet: every node at a glance, answering "what is wrong right now" on an 80x24 terminal.
+
+Built on the virtualised FleetTable, so it stays fast with very large fleets: the table renders
+only visible rows and repaints only lines whose values changed on a refresh.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Input, Static
+
+from cache.queries import NodeRow, PollInfo, latest_fleet, latest_good_poll
+from screens.base import CacheScreen
+from screens.host import host
+from screens.render import age, missing, text
+from screens.widgets.fleet_table import Column, FleetTable, number_cell
+from screens.widgets.nav import NavBar
+from screens.widgets.status_line import StatusLine
+
+FLEET_SOURCES = ("fleet", "promql", "local")
+# Defaults of the warn / critical colours (configurable thresholds arrive with issue 5).
+THRESHOLDS: dict[str, tuple[float, float]] = {
+    "cpu_pct": (85, 95),
+    "mem_pct": (85, 95),
+    "disk_pct": (80, 90),
+    "gpu_util_pct": (101, 101),
+    "gpu_temp_c": (80, 90),
+}
+GROUPS = [None, "network", "source"]
+
+
+def _level(field: str) -> Callable[[object], str]:
+    warn, critical = THRESHOLDS[field]
+
+    def style_for(value: object) -> str:
+        if not isinstance(value, int | float):
+            return ""
+        return "critical" if value >= critical else "warn" if value >= warn else ""
+
+    return style_for
+
+
+def _status_cell(value: object) -> Text:
+    style = {"up": "green", "down": "bold red", "stale": "bold yellow"}.get(str(value), "")
+    return Text(str(value), style=style)
+
+
+def _age_cell(value: object) -> Text:
+    return missing() if not isinstance(value, int | float) else Text(age(value))
+
+
+def _uptime_cell(value: object) -> Text:
+    return missing() if not isinstance(value, int | float) else Text(age(value))
+
+
+COLUMNS = [
+    Column("node", "Node", 16),
+    Column("network", "Network", 8),
+    Column("status", "Status", 7, render=_status_cell),
+    Column("cpu_pct", "CPU%", 5, "right", number_cell(".0f"), _level("cpu_pct")),
+    Column("mem_pct", "Mem%", 5, "right", number_cell(".0f"), _level("mem_pct")),
+    Column("disk_pct", "Disk%", 5, "right", number_cell(".0f"), _level("disk_pct")),
+    Column("gpu_util_pct", "GPU%", 5, "right", number_cell(".0f")),
+    Column("gpu_temp_c", "GPU°C", 6, "right", number_cell(".0f"), _level("gpu_temp_c")),
+    Column("gpu_power_w", "Watts", 6, "right", number_cell(",.0f")),
+    Column("uptime_s", "Uptime", 7, "right", _uptime_cell),
+    Column("seen_s", "Seen", 6, "right", _age_cell),
+    Column("source", "Source", 8),
+]
+FILTER_COLUMNS = ("node", "network", "source")
+
+
+@dataclass(frozen=True)
+class FleetData:
+    """The latest sample of every (source, node)."""
+
+    nodes: list[NodeRow]
+
+
+def status_of(node: NodeRow, now: datetime, interval: float) -> str:
+    """up, down, or stale when its last sample is older than two intervals."""
+    if not node.up:
+        return "down"
+    return "stale" if (now - node.fetched_at).total_seconds() > 2 * interval else "up"
+
+
+class NodeDetail(ModalScreen[None]):
+    """A node's labels, figures and last error (charts arrive with the Node screen)."""
+
+    BINDINGS = [Binding("escape,enter,q", "close", "Close", id="node_detail.close")]
+
+    def __init__(self, node: NodeRow) -> None:
+        super().__init__()
+        self.node = node
+
+    def compose(self) -> ComposeResult:
+        """Everything stored about the node's latest sample, sanitised."""
+        body = Text()
+        body.append_text(text(self.node.node, "bold"))
+        body.append(f"  ({self.node.source_kind})\n")
+        if self.node.error:
+            body.append("error: ", style="bold red")
+            body.append_text(text(self.node.error, max_len=500))
+            body.append("\n")
+        for key, value in sorted(self.node.labels.items()):
+            body.append_text(text(key, "dim", 60))
+            body.append(" = ")
+            body.append_text(text(value))
+            body.append("\n")
+        for key, value in self.node.values.items():
+            body.append(f"{key:<14} ")
+            body.append_text(missing() if value is None else Text(f"{value:,.2f}"))
+            body.append("\n")
+        with VerticalScroll(id="error-box"):
+            yield Static(body)
+
+    def action_close(self) -> None:
+        """Back to the fleet."""
+        self.dismiss()
+
+
+class FleetScreen(CacheScreen):
+    """Every node: status, load, GPU figures; sort, filter, group, drill down."""
+
+    SOURCES = FLEET_SOURCES
+    AUTO_FOCUS = "FleetTable"
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="fleet.filter", tooltip="Filter by node, network"),
+        Binding("s", "sort_next", "Sort", id="fleet.sort", tooltip="Sort by the next column"),
+        Binding(
+            "S",
+            "sort_reverse",
+            "Reverse",
+            show=False,
+            id="fleet.reverse",
+            tooltip="Reverse the sort order",
+        ),
+        Binding(
+            "g",
+            "group_next",
+            "Group",
+            id="fleet.group",
+            tooltip="Group by network, by source, or not at all",
+        ),
+        Binding(
+            "escape",
+            "clear_filter",
+            "Clear",
+            show=False,
+            id="fleet.clear",
+            tooltip="Clear the filter",
+        ),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.nodes: dict[str, NodeRow] = {}
+        self.sort_key = "status"
+        self.descending = False
+        self.group: str | None = None
+        self._columns_set = False
+
+    def compose(self) -> ComposeResult:
+        """Nav, summary bar, the table, filter input, status line, footer."""
+        yield NavBar("fleet")
+        yield Static(id="fleet-summary", classes="screen-title")
+        yield FleetTable(id="fleet-table")
+        yield Input(
+            placeholder="filter by node, network or source (Esc clears)",
+            id="fleet-filter",
+            classes="-hidden",
+        )
+        yield StatusLine()
+        yield Footer()
+
+    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+        """The latest sample of every (source, node)."""
+        return FleetData(latest_fleet(conn)), latest_good_poll(conn, FLEET_SOURCES)
+
+    def render_data(self, data: Any) -> None:
+        """Hand rows to the table (only changed lines repaint) and update the summary."""
+        nodes: list[NodeRow] = data.nodes if data else []
+        app = host(self)
+        now = app.now()
+        rows, keys = [], []
+        for node in nodes:
+            interval = app.source_interval(_poll_name(node.source_kind))
+            v = node.values
+            rows.append(
+                (
+                    node.node,
+                    node.network,
+                    status_of(node, now, interval),
+                    v["cpu_pct"],
+                    v["mem_pct"],
+                    v["disk_pct"],
+                    v["gpu_util_pct"],
+                    v["gpu_temp_c"],
+                    v["gpu_power_w"],
+                    v["uptime_s"],
+                    (now - node.fetched_at).total_seconds(),
+                    node.source_kind,
+                )
+            )
+            keys.append(f"{node.source_kind}/{node.node}")
+        self.nodes = dict(zip(keys, nodes, strict=True))
+        table = self.query_one(FleetTable)
+        if not self._columns_set:
+            table.set_rows(COLUMNS, rows, keys)
+            table.sort_by(self.sort_key, self.descending)
+            self._columns_set = True
+        else:
+            table.update_rows(rows, keys)
+        self._summary(rows)
+
+    def _summary(self, rows: list[tuple[object, ...]]) -> None:
+        states = [r[2] for r in rows]
+        cpus = [r[3] for r in rows if isinstance(r[3], int | float)]
+        watts = [r[8] for r in rows if isinstance(r[8], int | float)]
+        line = Text()
+        line.append(f"{len(rows)} node{'' if len(rows) == 1 else 's'}  ", style="bold")
+        line.append(f"▲ {states.count('up')} up  ", style="green")
+        line.append(
+            f"▼ {states.count('down')} down  ", style="bold red" if "down" in states else ""
+        )
+        line.append(
+            f"◌ {states.count('stale')} stale  ", style="bold yellow" if "stale" in states else ""
+        )
+        line.append(f"CPU {sum(cpus) / len(cpus):.0f}% mean  " if cpus else "CPU —  ")
+        line.append(f"{sum(watts):,.0f} W GPU power" if watts else "GPU power —")
+        if self.group:
+            line.append(f"  ·  grouped by {self.group}", style="dim")
+        self.query_one("#fleet-summary", Static).update(line)
+
+    # -- actions ----------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        """Show the filter input."""
+        box = self.query_one("#fleet-filter", Input)
+        box.remove_class("-hidden")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        """Clear the filter and go back to the table."""
+        box = self.query_one("#fleet-filter", Input)
+        box.value = ""
+        box.add_class("-hidden")
+        table = self.query_one(FleetTable)
+        table.filter("", FILTER_COLUMNS)
+        table.focus()
+
+    @on(Input.Changed, "#fleet-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_one(FleetTable).filter(event.value.strip(), FILTER_COLUMNS)
+
+    @on(Input.Submitted, "#fleet-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            event.input.add_class("-hidden")
+        self.query_one(FleetTable).focus()
+
+    def action_sort_next(self) -> None:
+        """Sort by the next column."""
+        keys = [c.key for c in COLUMNS]
+        self.sort_key = keys[(keys.index(self.sort_key) + 1) % len(keys)]
+        self.descending = self.sort_key not in ("node", "network", "status", "source")
+        self.query_one(FleetTable).sort_by(self.sort_key, self.descending)
+
+    def action_sort_reverse(self) -> None:
+        """Reverse the sort order."""
+        self.descending = not self.descending
+        self.query_one(FleetTable).sort_by(self.sort_key, self.descending)
+
+    @on(FleetTable.SortChanged)
+    def _sorted(self, event: FleetTable.SortChanged) -> None:
+        self.sort_key, self.descending = event.column_key, event.descending
+
+    def action_group_next(self) -> None:
+        """No grouping → by network → by source → none."""
+        self.group = GROUPS[(GROUPS.index(self.group) + 1) % len(GROUPS)]
+        self.query_one(FleetTable).group_by(self.group)
+
+    @on(FleetTable.RowSelected)
+    def _open_node(self, event: FleetTable.RowSelected) -> None:
+        node = self.nodes.get(event.key)
+        if node is not None:
+            self.app.push_screen(NodeDetail(node))
+
+
+def _poll_name(source_kind: str) -> str:
+    return {"exporter": "fleet", "promql": "promql", "local": "local"}.get(source_kind, "fleet")
