@@ -32,11 +32,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from sources.models import ErrorKind, GpuModel, NetworkMetric, Reading, SourceError
+from sources.models import ErrorKind, GpuModel, NetworkMetric, SourceError
 from sources.models import _finite_or_none as lax_number
-from sources.network import Endpoint, Parsed, fetch_endpoints, metric, utilization
+from sources.network import Endpoint, NetworkSource, Parsed, metric, utilization
 from sources.text import one_line
 
 NETWORK = "akash"
@@ -316,20 +314,9 @@ ENDPOINTS = (
 
 
 @dataclass
-class AkashSource:
+class AkashSource(NetworkSource):
     """Akash capacity, GPUs, prices and leases; each endpoint stored on its own."""
 
+    ENDPOINTS = ENDPOINTS
     base_url: str = DEFAULT_ROOT
-    timeout: float = 10.0
     name: str = "akash"
-    uses_network: bool = True
-
-    async def fetch(self, client: httpx.AsyncClient) -> Reading:
-        """Fetch every endpoint; failures are listed in ``Reading.errors`` unless all failed."""
-        return await fetch_endpoints(
-            client,
-            self.base_url,
-            ENDPOINTS,
-            deadline=self.timeout,
-            headers={"accept": "application/json"},
-        )

@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import httpx
-
-from sources.models import ErrorKind, NetworkMetric, Reading, SourceError
+from sources.models import ErrorKind, NetworkMetric, SourceError
 from sources.models import _finite_or_none as lax_number
-from sources.network import Endpoint, Parsed, fetch_endpoints, metric
+from sources.network import Endpoint, NetworkSource, Parsed, metric
 
 NETWORK = "filecoin"
 DEFAULT_ROOT = "https://filfox.info/api/v1"
@@ -68,20 +66,9 @@ ENDPOINTS = (Endpoint(OVERVIEW, parse_overview),)
 
 
 @dataclass
-class FilecoinSource:
+class FilecoinSource(NetworkSource):
     """Filecoin network figures from Filfox."""
 
+    ENDPOINTS = ENDPOINTS
     base_url: str = DEFAULT_ROOT
-    timeout: float = 10.0
     name: str = "filecoin"
-    uses_network: bool = True
-
-    async def fetch(self, client: httpx.AsyncClient) -> Reading:
-        """Fetch ``/overview``; raise SourceError when it fails."""
-        return await fetch_endpoints(
-            client,
-            self.base_url,
-            ENDPOINTS,
-            deadline=self.timeout,
-            headers={"accept": "application/json"},
-        )

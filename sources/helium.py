@@ -11,15 +11,13 @@ A failed subnetwork is reported as ``/v2/hotspots/pagination-metadata?subnetwork
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import httpx
-
-from sources.models import EndpointError, ErrorKind, NetworkMetric, Reading, SourceError
+from sources.models import ErrorKind, NetworkMetric, SourceError
 from sources.models import _finite_or_none as lax_number
-from sources.network import Endpoint, Parsed, fetch_endpoints, metric
+from sources.network import Endpoint, NetworkSource, Parsed, metric
 from sources.text import one_line
 
 NETWORK = "helium"
@@ -64,31 +62,9 @@ ENDPOINTS = tuple(
 
 
 @dataclass
-class HeliumSource:
-    """Registered Helium hotspots per subnetwork."""
+class HeliumSource(NetworkSource):
+    """Registered Helium hotspots per subnetwork (each an endpoint of its own)."""
 
+    ENDPOINTS = ENDPOINTS
     base_url: str = DEFAULT_ROOT
-    timeout: float = 10.0
     name: str = "helium"
-    uses_network: bool = True
-
-    async def fetch(self, client: httpx.AsyncClient) -> Reading:
-        """Fetch both subnetworks; one failing is listed in ``Reading.errors``."""
-        reading = await fetch_endpoints(
-            client,
-            self.base_url,
-            ENDPOINTS,
-            deadline=self.timeout,
-            headers={"accept": "application/json"},
-        )
-        if not reading.errors:
-            return reading
-        # Both endpoints share a path, so name the failed one: a parser that succeeds always
-        # emits its metric, so the subnetwork without a metric is the one that failed.
-        got = {m.metric for m in reading.metrics}
-        missing = [s for s in SUBNETWORKS if metric_name(s) not in got]
-        errors = [
-            EndpointError(f"{PAGINATION}?subnetwork={sub}", e.error)
-            for sub, e in zip(missing, reading.errors, strict=False)
-        ]
-        return replace(reading, errors=errors)

@@ -35,12 +35,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from sources.base import RequestBudget
-from sources.models import ErrorKind, GpuModel, NetworkMetric, Reading, SourceError
+from sources.models import ErrorKind, GpuModel, NetworkMetric, SourceError
 from sources.models import _finite_or_none as lax_number
-from sources.network import Endpoint, Parsed, fetch_endpoints, metric, utilization
+from sources.network import Endpoint, NetworkSource, Parsed, metric, utilization
 from sources.text import one_line
 
 NETWORK = "io.net"
@@ -404,23 +402,11 @@ ENDPOINTS = (
 
 
 @dataclass
-class IonetSource:
+class IonetSource(NetworkSource):
     """io.net network figures and GPU catalogue; each endpoint stored on its own."""
 
+    ENDPOINTS = ENDPOINTS
     base_url: str = DEFAULT_ROOT
-    timeout: float = 10.0
     name: str = "ionet"
-    uses_network: bool = True
-    budget: RequestBudget = field(default_factory=lambda: RequestBudget(150, 10.0))
+    budget: RequestBudget | None = field(default_factory=lambda: RequestBudget(150, 10.0))
     """io.net documents 150 requests per 10 s for the whole explorer API."""
-
-    async def fetch(self, client: httpx.AsyncClient) -> Reading:
-        """Fetch every endpoint; failures are listed in ``Reading.errors`` unless all failed."""
-        return await fetch_endpoints(
-            client,
-            self.base_url,
-            ENDPOINTS,
-            deadline=self.timeout,
-            headers={"accept": "application/json"},
-            budget=self.budget,
-        )

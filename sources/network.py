@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -37,6 +37,13 @@ class Endpoint:
     path: str
     parse: Parser
     params: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The path, with its query when it has one (two endpoints may share a path)."""
+        if not self.params:
+            return self.path
+        return self.path + "?" + "&".join(f"{k}={v}" for k, v in self.params.items())
 
 
 def metric(
@@ -98,7 +105,7 @@ async def fetch_endpoints(
     errors: list[EndpointError] = []
     for endpoint, result in zip(endpoints, results, strict=True):
         if isinstance(result, SourceError):
-            errors.append(EndpointError(endpoint.path, result))
+            errors.append(EndpointError(endpoint.label, result))
         elif isinstance(result, BaseException):
             raise result
         else:
@@ -121,3 +128,30 @@ async def fetch_endpoints(
             retry_after=first.retry_after,
         )
     return Reading(metrics=metrics, gpu_models=gpu_models, errors=errors)
+
+
+@dataclass
+class NetworkSource:
+    """A public network's API: its endpoints under one ``base_url``, each stored on its own.
+
+    Subclasses set ``ENDPOINTS`` and the defaults of ``base_url`` and ``name``.
+    """
+
+    ENDPOINTS: ClassVar[tuple[Endpoint, ...]] = ()
+    base_url: str = ""
+    timeout: float = 10.0
+    name: str = ""
+    uses_network: bool = True
+    budget: RequestBudget | None = None
+    """A client-side request budget, where the provider documents one."""
+
+    async def fetch(self, client: httpx.AsyncClient) -> Reading:
+        """Fetch every endpoint; failures are listed in ``Reading.errors`` unless all failed."""
+        return await fetch_endpoints(
+            client,
+            self.base_url,
+            self.ENDPOINTS,
+            deadline=self.timeout,
+            headers={"accept": "application/json"},
+            budget=self.budget,
+        )
