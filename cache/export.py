@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cache.db import iso
-from cache.queries import NODE_VALUE_FIELDS, GpuModelRow, MetricValue, NodeRow, Rankings
+from cache.queries import GpuModelRow, MetricValue, NodeRow, Rankings
+from sources.models import NODE_VALUE_FIELDS
 
 RANKINGS_KEYS = (
     "coin_id",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cache.db import iso, parse_iso
+from sources.models import NODE_VALUE_FIELDS
 
 SAMPLE_SOURCE = "sample"
 _FAR_FUTURE = "9999-12-31T23:59:59.999Z"
@@ -314,22 +315,6 @@ class NodeRow:
     error: str | None
     values: dict[str, float | int | None]
     fetched_at: datetime
-
-
-NODE_VALUE_FIELDS = (
-    "cpu_pct",
-    "mem_pct",
-    "disk_pct",
-    "load1",
-    "uptime_s",
-    "net_rx_bps",
-    "net_tx_bps",
-    "gpus",
-    "gpu_util_pct",
-    "gpu_temp_c",
-    "gpu_power_w",
-    "gpu_mem_pct",
-)
 
 
 def latest_fleet(conn: sqlite3.Connection, at: datetime | None = None) -> list[NodeRow]:

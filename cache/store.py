@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cache.db import iso
-from sources.models import MarketCoin, NodeSample, Reading, SourceError
+from sources.models import NODE_VALUE_FIELDS, MarketCoin, NodeSample, Reading, SourceError
 from sources.text import safe_text
 
 INT64_MAX = 2**63 - 1
@@ -101,24 +101,8 @@ def _gpu_rows(poll_id: int, reading: Reading) -> list[tuple[object, ...]]:
     return list(rows.values())
 
 
-NODE_FIELDS = (
-    "cpu_pct",
-    "mem_pct",
-    "disk_pct",
-    "load1",
-    "uptime_s",
-    "net_rx_bps",
-    "net_tx_bps",
-    "gpus",
-    "gpu_util_pct",
-    "gpu_temp_c",
-    "gpu_power_w",
-    "gpu_mem_pct",
-)
-
-
 def _node_row(poll_id: int, n: NodeSample) -> tuple[object, ...]:
-    values = [_int(n.gpus) if f == "gpus" else _real(getattr(n, f)) for f in NODE_FIELDS]
+    values = [_int(n.gpus) if f == "gpus" else _real(getattr(n, f)) for f in NODE_VALUE_FIELDS]
     counters = {k: v for k, v in n.counters.items() if math.isfinite(v)}
     return (
         poll_id,
@@ -205,7 +189,7 @@ def _insert_rows(conn: sqlite3.Connection, poll_id: int, reading: Reading | None
         )
     if reading.nodes:
         conn.executemany(
-            f"INSERT INTO node_samples VALUES ({','.join('?' * (6 + len(NODE_FIELDS)))})",
+            f"INSERT INTO node_samples VALUES ({','.join('?' * (6 + len(NODE_VALUE_FIELDS)))})",
             [_node_row(poll_id, n) for n in reading.nodes],
         )
         conn.executemany(
