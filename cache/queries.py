@@ -372,3 +372,28 @@ def previous_counters(conn: sqlite3.Connection, source_kind: str) -> dict[str, d
         if isinstance(value, dict):
             out[node] = {k: float(v) for k, v in value.items() if isinstance(v, int | float)}
     return out
+
+
+def node_history(
+    conn: sqlite3.Connection,
+    node: str,
+    source_kind: str,
+    since: datetime,
+    at: datetime | None = None,
+    fields: tuple[str, ...] = NODE_VALUE_FIELDS,
+) -> list[tuple[datetime, dict[str, float | int | None]]]:
+    """One node's samples between ``since`` and ``at``, oldest first.
+
+    Down samples are included, with no values, so a chart shows the gap.
+    """
+    unknown = set(fields) - set(NODE_VALUE_FIELDS)
+    if unknown:
+        raise ValueError(f"not a node figure: {', '.join(sorted(unknown))}")
+    cols = ", ".join(f"s.{f}" for f in fields)
+    rows = conn.execute(
+        f"SELECT p.finished_at, s.up, {cols} FROM node_samples s "
+        "JOIN polls p ON p.id = s.poll_id WHERE s.node = ? AND s.source_kind = ? "
+        "AND s.poll_id <= ? AND p.finished_at >= ? ORDER BY s.poll_id",
+        (node, source_kind, _bound_poll_id(conn, at), iso(since)),
+    ).fetchall()
+    return [(parse_iso(r[0]), dict(zip(fields, r[2:], strict=True))) for r in rows]

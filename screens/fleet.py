@@ -16,14 +16,13 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
 from cache.queries import NodeRow, PollInfo, latest_fleet, latest_good_poll
 from screens.base import CacheScreen
 from screens.host import host
-from screens.render import age, missing, text
+from screens.node import NodeScreen
+from screens.render import age, missing
 from screens.widgets.fleet_table import Column, FleetTable, number_cell
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
@@ -93,41 +92,6 @@ def status_of(node: NodeRow, now: datetime, interval: float) -> str:
     if not node.up:
         return "down"
     return "stale" if (now - node.fetched_at).total_seconds() > 2 * interval else "up"
-
-
-class NodeDetail(ModalScreen[None]):
-    """A node's labels, figures and last error (charts arrive with the Node screen)."""
-
-    BINDINGS = [Binding("escape,enter,q", "close", "Close", id="node_detail.close")]
-
-    def __init__(self, node: NodeRow) -> None:
-        super().__init__()
-        self.node = node
-
-    def compose(self) -> ComposeResult:
-        """Everything stored about the node's latest sample, sanitised."""
-        body = Text()
-        body.append_text(text(self.node.node, "bold"))
-        body.append(f"  ({self.node.source_kind})\n")
-        if self.node.error:
-            body.append("error: ", style="bold red")
-            body.append_text(text(self.node.error, max_len=500))
-            body.append("\n")
-        for key, value in sorted(self.node.labels.items()):
-            body.append_text(text(key, "dim", 60))
-            body.append(" = ")
-            body.append_text(text(value))
-            body.append("\n")
-        for key, value in self.node.values.items():
-            body.append(f"{key:<14} ")
-            body.append_text(missing() if value is None else Text(f"{value:,.2f}"))
-            body.append("\n")
-        with VerticalScroll(id="error-box"):
-            yield Static(body)
-
-    def action_close(self) -> None:
-        """Back to the fleet."""
-        self.dismiss()
 
 
 class FleetScreen(CacheScreen):
@@ -294,7 +258,7 @@ class FleetScreen(CacheScreen):
     def _open_node(self, event: FleetTable.RowSelected) -> None:
         node = self.nodes.get(event.key)
         if node is not None:
-            self.app.push_screen(NodeDetail(node))
+            self.app.push_screen(NodeScreen(node))
 
 
 def _poll_name(source_kind: str) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from textual.widgets import Input, Static
 
-from screens.fleet import FleetScreen, NodeDetail
+from screens.fleet import FleetScreen
+from screens.node import NodeScreen
 from screens.widgets.fleet_table import FleetTable
 from tests.ui.appkit import make_app, store_fleet
 from tests.ui.test_navigation import settle
@@ -57,11 +58,43 @@ async def test_sort_filter_group_and_drill_down(tmp_path: Path) -> None:
         assert table.group_key is None
         table.move_cursor_to("exporter/gpu-02")
         await pilot.press("enter")
-        await pilot.pause()
-        assert isinstance(app.screen, NodeDetail)
+        await settle(pilot)
+        assert isinstance(app.screen, NodeScreen)
         assert app.screen.node.node == "gpu-02"
         await pilot.press("escape")
         assert isinstance(app.screen, FleetScreen)
+
+
+async def test_node_screen_charts_history_over_ranges(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from textual.widgets import Sparkline
+
+    from tests.ui.appkit import NOW
+
+    db = tmp_path / "cache.db"
+    for minutes in (300, 50, 30, 10):  # four samples: three within the last hour
+        store_fleet(db, at=NOW - timedelta(minutes=minutes))
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await open_fleet(pilot)
+        table.move_cursor_to("exporter/gpu-01")
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, NodeScreen)
+        assert screen.query_one("#chart-cpu_pct", Sparkline).display
+        title = str(screen.query_one("#chart-title-cpu_pct", Static).render())
+        assert "(4 samples)" in title  # 24 h range by default
+        await pilot.press("]")  # 7 d
+        await settle(pilot)
+        await pilot.press("]")  # 1 h
+        assert screen.range_index == 0, screen.range_index
+        await settle(pilot)
+        title = str(screen.query_one("#chart-title-cpu_pct", Static).render())
+        assert "(3 samples)" in title
+        down = str(screen.query_one("#chart-title-gpu_temp_c", Static).render())
+        assert "71.0" in down
 
 
 async def test_hostile_node_names_and_labels_render_literally(tmp_path: Path) -> None:

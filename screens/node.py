@@ -1,0 +1,143 @@
+"""One node: labels, last error, and charts of its figures over 1 h, 24 h or 7 d.
+
+CPU, GPU utilization, temperature and power, read from the cache like every screen.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Sparkline, Static
+
+from cache.queries import NodeRow, PollInfo, latest_good_poll, node_history
+from screens.base import CacheScreen
+from screens.host import host
+from screens.render import text
+from screens.widgets.nav import NavBar
+from screens.widgets.status_line import StatusLine
+
+RANGES = [("1 h", timedelta(hours=1)), ("24 h", timedelta(hours=24)), ("7 d", timedelta(days=7))]
+CHARTS = [
+    ("cpu_pct", "CPU", "%"),
+    ("gpu_util_pct", "GPU utilization", "%"),
+    ("gpu_temp_c", "GPU temperature", "°C"),
+    ("gpu_power_w", "GPU power", "W"),
+]
+MAX_POINTS = 600  # plenty for a terminal-wide chart; keeps rendering cheap on 7 d of samples
+
+
+def _thin(points: list[float]) -> list[float]:
+    """Keep at most MAX_POINTS by averaging neighbours (Sparkline buckets them again anyway)."""
+    if len(points) <= MAX_POINTS:
+        return points
+    step = len(points) / MAX_POINTS
+    out = []
+    for i in range(MAX_POINTS):
+        bucket = points[int(i * step) : max(int((i + 1) * step), int(i * step) + 1)]
+        out.append(sum(bucket) / len(bucket))
+    return out
+
+
+class NodeScreen(CacheScreen):
+    """Pushed from Fleet with Enter; ``]`` and ``[`` change the range; Escape goes back."""
+
+    SOURCES = ("fleet", "promql", "local")
+    BINDINGS = [
+        Binding("escape,backspace", "back", "Back", id="node.back", tooltip="Back to the fleet"),
+        # not t: DESIGN.md keeps t for time travel
+        Binding(
+            "right_square_bracket",
+            "next_range(1)",
+            "Range",
+            id="node.range_next",
+            tooltip="Longer chart range: 1 h, 24 h, 7 d",
+        ),
+        Binding(
+            "left_square_bracket",
+            "next_range(-1)",
+            "Shorter",
+            show=False,
+            id="node.range_previous",
+            tooltip="Shorter chart range",
+        ),
+    ]
+
+    def __init__(self, node: NodeRow, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.node = node
+        self.range_index = 1
+
+    def compose(self) -> ComposeResult:
+        """Title, labels, one chart per figure."""
+        yield NavBar("fleet")
+        with VerticalScroll(id="node-body"):
+            yield Static(id="node-title", classes="screen-title")
+            yield Static(id="node-labels", classes="dim")
+            for field, _, _ in CHARTS:
+                yield Static(id=f"chart-title-{field}", classes="section-title")
+                yield Sparkline([], id=f"chart-{field}")
+        yield StatusLine()
+        yield Footer()
+
+    def action_back(self) -> None:
+        """Back to the fleet."""
+        self.dismiss()
+
+    def action_next_range(self, step: int = 1) -> None:
+        """1 h → 24 h → 7 d → 1 h (or back)."""
+        self.range_index = (self.range_index + step) % len(RANGES)
+        self.reload()
+
+    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+        """The node's samples over the chosen range."""
+        since = host(self).now() - RANGES[self.range_index][1]
+        history = node_history(
+            conn,
+            self.node.node,
+            self.node.source_kind,
+            since,
+            fields=tuple(f for f, _, _ in CHARTS),
+        )
+        return history, latest_good_poll(conn, self.SOURCES)
+
+    def render_data(self, data: Any) -> None:
+        """Title, labels and charts; a figure with fewer than two points is said, not drawn."""
+        history = data or []
+        node = self.node
+        title = Text.assemble(text(node.node, "bold", 80), f"  ({node.source_kind})  ")
+        title.append("up" if node.up else "down", style="green" if node.up else "bold red")
+        title.append(f"  ·  range {RANGES[self.range_index][0]} (] [ to change)", style="dim")
+        self.query_one("#node-title", Static).update(title)
+        labels = Text()
+        for key, value in sorted(node.labels.items()):
+            labels.append_text(text(key, max_len=60))
+            labels.append("=")
+            labels.append_text(text(value))
+            labels.append("  ")
+        if node.error:
+            labels.append("last error: ", style="bold red")
+            labels.append_text(text(node.error, max_len=300))
+        self.query_one("#node-labels", Static).update(labels or Text("no labels"))
+        for field, label, unit in CHARTS:
+            points = [v[field] for _, v in history if isinstance(v[field], int | float)]
+            chart = self.query_one(f"#chart-{field}", Sparkline)
+            chart.data = _thin([float(p) for p in points])
+            chart.display = len(points) >= 2
+            heading = Text(label, style="bold")
+            if len(points) >= 2:
+                heading.append(
+                    f"   last {points[-1]:,.1f} {unit}   min {min(points):,.1f}   "
+                    f"max {max(points):,.1f}   ({len(points)} samples)",
+                    style="",
+                )
+            elif points:
+                heading.append(f"   {points[-1]:,.1f} {unit} (one sample: no trend yet)")
+            else:
+                heading.append("   —  (not reported by this node)", style="dim")
+            self.query_one(f"#chart-title-{field}", Static).update(heading)
