@@ -182,6 +182,10 @@ class DepinExplorerApp(App[None]):
             self.poller.poll_soon(source)
             self.notify(f"polling {source} now", timeout=2, markup=False)
 
+    def thresholds(self) -> dict[str, tuple[float, float]]:
+        """Fleet figure -> (warn, critical), from ``[fleet.thresholds]``."""
+        return {k: (t.warn, t.critical) for k, t in self.config.fleet.thresholds.items()}
+
     def source_runtimes(self) -> list[SourceRuntime]:
         """Every configured source with its schedule, for the Sources screen."""
         runtimes = []

@@ -11,7 +11,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sources.coingecko import root_for_plan
 
@@ -144,8 +152,41 @@ class LocalConfig(_Section):
     enabled: bool = True
 
 
+class Threshold(_Section):
+    """Warn and critical levels of one figure on the Fleet screen."""
+
+    warn: float
+    critical: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Threshold:
+        if self.warn > self.critical:
+            raise ValueError("warn must not be above critical")
+        return self
+
+
+def _default_thresholds() -> dict[str, Threshold]:
+    return {
+        "cpu_pct": Threshold(warn=85, critical=95),
+        "mem_pct": Threshold(warn=85, critical=95),
+        "disk_pct": Threshold(warn=80, critical=90),
+        "gpu_temp_c": Threshold(warn=80, critical=90),
+    }
+
+
 class FleetConfig(_Section):
     """``[fleet]``: the operator's own nodes."""
+
+    thresholds: dict[
+        Literal["cpu_pct", "mem_pct", "disk_pct", "gpu_util_pct", "gpu_temp_c", "gpu_power_w"],
+        Threshold,
+    ] = Field(default_factory=_default_thresholds)
+    """Fleet screen colours per figure, e.g. ``gpu_temp_c = { warn = 75, critical = 85 }``."""
+
+    @field_validator("thresholds", mode="after")
+    @classmethod
+    def _keep_defaults(cls, value: dict[str, Threshold]) -> dict[str, Threshold]:
+        return {**_default_thresholds(), **value}  # a table sets some figures, not all
 
     interval: float = Field(default=15.0, ge=1)
     timeout: float = Field(default=10.0, gt=0, le=60)

@@ -28,19 +28,11 @@ from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
 FLEET_SOURCES = ("fleet", "promql", "local")
-# Defaults of the warn / critical colours (configurable thresholds arrive with issue 5).
-THRESHOLDS: dict[str, tuple[float, float]] = {
-    "cpu_pct": (85, 95),
-    "mem_pct": (85, 95),
-    "disk_pct": (80, 90),
-    "gpu_util_pct": (101, 101),
-    "gpu_temp_c": (80, 90),
-}
 GROUPS = [None, "network", "source"]
 
 
-def _level(field: str) -> Callable[[object], str]:
-    warn, critical = THRESHOLDS[field]
+def _level(field: str, levels: tuple[float, float]) -> Callable[[object], str]:
+    warn, critical = levels
 
     def style_for(value: object) -> str:
         if not isinstance(value, int | float):
@@ -63,20 +55,29 @@ def _uptime_cell(value: object) -> Text:
     return missing() if not isinstance(value, int | float) else Text(age(value))
 
 
-COLUMNS = [
-    Column("node", "Node", 16),
-    Column("network", "Network", 8),
-    Column("status", "Status", 7, render=_status_cell),
-    Column("cpu_pct", "CPU%", 5, "right", number_cell(".0f"), _level("cpu_pct")),
-    Column("mem_pct", "Mem%", 5, "right", number_cell(".0f"), _level("mem_pct")),
-    Column("disk_pct", "Disk%", 5, "right", number_cell(".0f"), _level("disk_pct")),
-    Column("gpu_util_pct", "GPU%", 5, "right", number_cell(".0f")),
-    Column("gpu_temp_c", "GPU°C", 6, "right", number_cell(".0f"), _level("gpu_temp_c")),
-    Column("gpu_power_w", "Watts", 6, "right", number_cell(",.0f")),
-    Column("uptime_s", "Uptime", 7, "right", _uptime_cell),
-    Column("seen_s", "Seen", 6, "right", _age_cell),
-    Column("source", "Source", 8),
-]
+def fleet_columns(thresholds: dict[str, tuple[float, float]]) -> list[Column]:
+    """The Fleet columns, coloured by the configured warn / critical levels."""
+
+    def level(field: str) -> Callable[[object], str] | None:
+        return _level(field, thresholds[field]) if field in thresholds else None
+
+    return [
+        Column("node", "Node", 16),
+        Column("network", "Network", 8),
+        Column("status", "Status", 7, render=_status_cell),
+        Column("cpu_pct", "CPU%", 5, "right", number_cell(".0f"), level("cpu_pct")),
+        Column("mem_pct", "Mem%", 5, "right", number_cell(".0f"), level("mem_pct")),
+        Column("disk_pct", "Disk%", 5, "right", number_cell(".0f"), level("disk_pct")),
+        Column("gpu_util_pct", "GPU%", 5, "right", number_cell(".0f"), level("gpu_util_pct")),
+        Column("gpu_temp_c", "GPU°C", 6, "right", number_cell(".0f"), level("gpu_temp_c")),
+        Column("gpu_power_w", "Watts", 6, "right", number_cell(",.0f"), level("gpu_power_w")),
+        Column("uptime_s", "Uptime", 7, "right", _uptime_cell),
+        Column("seen_s", "Seen", 6, "right", _age_cell),
+        Column("source", "Source", 8),
+    ]
+
+
+COLUMN_KEYS = [c.key for c in fleet_columns({})]
 FILTER_COLUMNS = ("node", "network", "source")
 
 
@@ -181,7 +182,7 @@ class FleetScreen(CacheScreen):
         self.nodes = dict(zip(keys, nodes, strict=True))
         table = self.query_one(FleetTable)
         if not self._columns_set:
-            table.set_rows(COLUMNS, rows, keys)
+            table.set_rows(fleet_columns(app.thresholds()), rows, keys)
             table.sort_by(self.sort_key, self.descending)
             self._columns_set = True
         else:
@@ -235,8 +236,7 @@ class FleetScreen(CacheScreen):
 
     def action_sort_next(self) -> None:
         """Sort by the next column."""
-        keys = [c.key for c in COLUMNS]
-        self.sort_key = keys[(keys.index(self.sort_key) + 1) % len(keys)]
+        self.sort_key = COLUMN_KEYS[(COLUMN_KEYS.index(self.sort_key) + 1) % len(COLUMN_KEYS)]
         self.descending = self.sort_key not in ("node", "network", "status", "source")
         self.query_one(FleetTable).sort_by(self.sort_key, self.descending)
 

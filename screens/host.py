@@ -53,6 +53,9 @@ class ExplorerHost(Protocol):
     def source_runtimes(self) -> list[SourceRuntime]:
         """Every configured source, enabled or not, with its schedule."""
 
+    def thresholds(self) -> dict[str, tuple[float, float]]:
+        """Fleet figure -> (warn, critical) levels from the config."""
+
 
 def host(node: DOMNode) -> ExplorerHost:
     """The running app, typed as the protocol."""

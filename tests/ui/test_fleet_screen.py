@@ -126,3 +126,12 @@ async def test_hostile_node_names_and_labels_render_literally(tmp_path: Path) ->
             await pilot.pause()
             await pilot.press("escape")
         assert app.is_running
+
+
+def test_configured_thresholds_colour_the_cells() -> None:
+    from screens.fleet import fleet_columns
+
+    columns = {c.key: c for c in fleet_columns({"gpu_temp_c": (60, 70), "cpu_pct": (85, 95)})}
+    temp = columns["gpu_temp_c"].style_for
+    assert (temp(59.0), temp(65.0), temp(71.0), temp(None)) == ("", "warn", "critical", "")
+    assert columns["mem_pct"].style_for is None  # no level configured: no colour

@@ -310,3 +310,19 @@ def test_redaction_through_a_logger_including_tracebacks() -> None:
     assert "RuntimeError" in text and "boom" in text
     assert KEY not in text
     assert KEY[:-4] not in text
+
+
+def test_fleet_thresholds_merge_with_defaults_and_are_checked(tmp_path) -> None:
+    from explorer.config import ConfigError, load_config
+
+    path = tmp_path / "t.toml"
+    path.write_text("[fleet.thresholds]\ngpu_temp_c = { warn = 70, critical = 80 }\n")
+    thresholds = load_config(path).fleet.thresholds
+    assert (thresholds["gpu_temp_c"].warn, thresholds["gpu_temp_c"].critical) == (70, 80)
+    assert thresholds["cpu_pct"].critical == 95  # defaults kept for figures not set
+    path.write_text("[fleet.thresholds]\ncpu_pct = { warn = 90, critical = 80 }\n")
+    with pytest.raises(ConfigError, match="fleet.thresholds.cpu_pct"):
+        load_config(path)
+    path.write_text("[fleet.thresholds]\nbogus = { warn = 1, critical = 2 }\n")
+    with pytest.raises(ConfigError, match="fleet.thresholds"):
+        load_config(path)
