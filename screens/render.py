@@ -10,7 +10,7 @@ from datetime import datetime
 
 from rich.text import Text
 
-from sources.text import safe_text
+from cache.text import safe_text
 
 MISSING = "—"
 _BLOCKS = "▁▂▃▄▅▆▇█"

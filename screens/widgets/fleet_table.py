@@ -31,8 +31,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from cache.text import safe_text
 from screens.render import missing, text
-from sources.text import safe_text
 
 Align = Literal["left", "right"]
 """How a column's cells sit in their width."""

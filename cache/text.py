@@ -1,0 +1,9 @@
+"""The sanitiser the cache applies on the way in, offered to screens for the way out.
+
+Screens depend on cache/ only (DESIGN.md): they sanitise rendered text with the same function the
+store used, without importing anything from sources/.
+"""
+
+from sources.text import one_line, safe_text
+
+__all__ = ["one_line", "safe_text"]
