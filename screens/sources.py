@@ -149,7 +149,9 @@ class SourcesScreen(CacheScreen):
             state = states.get(runtime.name)
             errors = poll_errors(conn, state.last.id) if state else []
             rows.append(SourceRow(runtime, state, errors))
-        return rows, latest_good_poll(conn, self.SOURCES)
+        # freshness of whatever was polled last, the sample and this machine included
+        names = tuple(r.runtime.name for r in rows) or self.SOURCES
+        return rows, latest_good_poll(conn, names)
 
     def render_data(self, data: Any) -> None:
         """Fill the table, keeping the cursor on the same source."""
