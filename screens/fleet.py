@@ -83,9 +83,11 @@ FILTER_COLUMNS = ("node", "network", "source")
 
 @dataclass(frozen=True)
 class FleetData:
-    """The latest sample of every (source, node)."""
+    """The latest sample of every (source, node), already laid out as table rows."""
 
-    nodes: list[NodeRow]
+    nodes: dict[str, NodeRow]
+    rows: list[tuple[object, ...]]
+    keys: list[str]
 
 
 def status_of(node: NodeRow, now: datetime, interval: float) -> str:
@@ -150,16 +152,15 @@ class FleetScreen(CacheScreen):
         yield Footer()
 
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
-        """The latest sample of every (source, node)."""
-        return FleetData(latest_fleet(conn)), latest_good_poll(conn, FLEET_SOURCES)
+        """The latest sample of every (source, node), laid out as rows.
 
-    def render_data(self, data: Any) -> None:
-        """Hand rows to the table (only changed lines repaint) and update the summary."""
-        nodes: list[NodeRow] = data.nodes if data else []
+        Built here in the worker thread, so a large fleet costs the UI thread only the table's
+        own update.
+        """
         app = host(self)
         now = app.now()
-        rows, keys = [], []
-        for node in nodes:
+        rows, keys, nodes = [], [], {}
+        for node in latest_fleet(conn):
             interval = app.source_interval(_poll_name(node.source_kind))
             v = node.values
             rows.append(
@@ -178,11 +179,19 @@ class FleetScreen(CacheScreen):
                     node.source_kind,
                 )
             )
-            keys.append(f"{node.source_kind}/{node.node}")
-        self.nodes = dict(zip(keys, nodes, strict=True))
+            key = f"{node.source_kind}/{node.node}"
+            keys.append(key)
+            nodes[key] = node
+        return FleetData(nodes, rows, keys), latest_good_poll(conn, FLEET_SOURCES)
+
+    def render_data(self, data: Any) -> None:
+        """Hand rows to the table (only changed lines repaint) and update the summary."""
+        data = data or FleetData({}, [], [])
+        rows, keys = data.rows, data.keys
+        self.nodes = data.nodes
         table = self.query_one(FleetTable)
         if not self._columns_set:
-            table.set_rows(fleet_columns(app.thresholds()), rows, keys)
+            table.set_rows(fleet_columns(host(self).thresholds()), rows, keys)
             table.sort_by(self.sort_key, self.descending)
             self._columns_set = True
         else:

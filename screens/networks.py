@@ -157,7 +157,7 @@ class NetworkPanel(Static, can_focus=True):
             if m is None:
                 grid.add_row(Text(label), Text(MISSING, style="dim"), Text(""))
                 continue
-            value: Text = gauge(m.value) if name == "gpu_utilization_pct" else Text(format_value(m))
+            value: Text = gauge(m.value) if name == "gpu_utilization_pct" else text(format_value(m))
             seconds = (now - m.fetched_at).total_seconds()
             when = Text(age(seconds), style="bold yellow" if seconds > stale_after else "dim")
             grid.add_row(text(label, max_len=40), value, when)

@@ -44,7 +44,8 @@ def describe(
         seconds = (now - poll.finished_at).total_seconds()
         stale = seconds > 2 * interval(poll.source)
         mode = "cached" if fresh.offline or stale else "live"
-        out.append(f"{poll.source} · ", style="bold")
+        out.append_text(text(poll.source, "bold", 40))  # a copied database is untrusted too
+        out.append(" · ", style="bold")
         out.append(f"{mode} · {age(seconds)} ago")
         if stale:
             level = "warn"
@@ -57,9 +58,12 @@ def describe(
         if not held and state.last.retry_at and state.last.retry_at > now:
             held = f"rate limited until {local_time(state.last.retry_at)}"  # told by the cache
         if held:
-            problems.append(Text(f"{state.source} {held}"))
+            problems.append(Text.assemble(text(state.source, max_len=40), f" {held}"))
         elif state.last.status == "failed":
-            problem = Text(f"{state.source} failing since {local_time(state.last.finished_at)}: ")
+            problem = Text.assemble(
+                text(state.source, max_len=40),
+                f" failing since {local_time(state.last.finished_at)}: ",
+            )
             problem.append_text(text(state.last.error_kind or "error"))
             problems.append(problem)
     if problems:
