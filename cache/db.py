@@ -121,6 +121,50 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (node, source_kind)
     );
     """,
+    # 4: io.net devices: status per poll, and rewards as rows (one per device per reward block).
+    # Rewards carry no cascade: they are the earnings history, kept when old polls are pruned.
+    """
+    CREATE TABLE devices (
+        poll_id INTEGER NOT NULL REFERENCES polls (id) ON DELETE CASCADE,
+        network TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        node TEXT,
+        name TEXT,
+        status TEXT,
+        uptime_pct REAL,
+        connectivity_tier TEXT,
+        hardware TEXT,
+        hardware_quantity INTEGER,
+        location TEXT,
+        earnings_total REAL,
+        earnings_token TEXT,
+        slashed_total REAL,
+        block_rewards_7d REAL,
+        blocks_earned_7d INTEGER,
+        blocks_failed_7d INTEGER,
+        blocks_missed_7d INTEGER,
+        jobs_running INTEGER,
+        compute_hours REAL,
+        error TEXT,
+        PRIMARY KEY (poll_id, network, device_id)
+    );
+    CREATE INDEX devices_device ON devices (network, device_id, poll_id);
+    CREATE TABLE rewards (
+        poll_id INTEGER NOT NULL,
+        network TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        node TEXT,
+        at TEXT NOT NULL,
+        amount REAL NOT NULL,
+        token TEXT NOT NULL,
+        source TEXT NOT NULL,
+        status TEXT,
+        fetched_at TEXT NOT NULL,
+        PRIMARY KEY (network, device_id, source)
+    );
+    CREATE INDEX rewards_node_at ON rewards (node, at);
+    CREATE INDEX rewards_at ON rewards (at);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
