@@ -14,6 +14,7 @@ from typing import Any
 
 from cache.db import iso
 from cache.queries import GpuModelRow, MetricValue, NodeRow, Rankings
+from cache.rewards import RewardRow
 from sources.models import NODE_VALUE_FIELDS
 
 RANKINGS_KEYS = (
@@ -43,6 +44,7 @@ GPU_MODELS_KEYS = (
     "fetched_at",
 )
 FLEET_KEYS = ("node", "network", "up", *NODE_VALUE_FIELDS, "source", "fetched_at")
+REWARDS_KEYS = ("node", "network", "device_id", "at", "amount", "token", "source", "fetched_at")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -122,6 +124,23 @@ def fleet_records(nodes: list[NodeRow]) -> list[dict[str, Any]]:
         record["fetched_at"] = iso(n.fetched_at)
         records.append(record)
     return records
+
+
+def rewards_records(rewards: list[RewardRow]) -> list[dict[str, Any]]:
+    """One dict per stored reward, oldest first; ``at`` is when it was earned (block start)."""
+    return [
+        {
+            "node": r.node,
+            "network": r.network,
+            "device_id": r.device_id,
+            "at": iso(r.at),
+            "amount": number(r.amount),
+            "token": r.token,
+            "source": r.source,
+            "fetched_at": iso(r.fetched_at),
+        }
+        for r in rewards
+    ]
 
 
 def neutralise(value: Any) -> Any:

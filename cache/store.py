@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cache.db import iso
-from sources.models import NODE_VALUE_FIELDS, MarketCoin, NodeSample, Reading, SourceError
+from sources.models import (
+    NODE_VALUE_FIELDS,
+    DeviceStatus,
+    MarketCoin,
+    NodeSample,
+    Reading,
+    Reward,
+    SourceError,
+)
 from sources.text import safe_text
 
 INT64_MAX = 2**63 - 1
@@ -127,6 +135,58 @@ def _node_identity(poll_id: int, n: NodeSample) -> tuple[object, ...]:
     )
 
 
+DEVICE_FIELDS = (
+    "node",
+    "name",
+    "status",
+    "uptime_pct",
+    "connectivity_tier",
+    "hardware",
+    "hardware_quantity",
+    "location",
+    "earnings_total",
+    "earnings_token",
+    "slashed_total",
+    "block_rewards_7d",
+    "blocks_earned_7d",
+    "blocks_failed_7d",
+    "blocks_missed_7d",
+    "jobs_running",
+    "compute_hours",
+    "error",
+)
+"""The ``devices`` columns after (poll_id, network, device_id), in table order."""
+
+
+def _device_row(poll_id: int, d: DeviceStatus) -> tuple[object, ...]:
+    values: list[object] = []
+    for name in DEVICE_FIELDS:
+        value = getattr(d, name)
+        if isinstance(value, str):
+            value = safe_text(value, 300)
+        elif isinstance(value, float):
+            value = _real(value)
+        elif isinstance(value, int):
+            value = _int(value)
+        values.append(value)
+    return (poll_id, safe_text(d.network), safe_text(d.device_id), *values)
+
+
+def _reward_row(poll_id: int, r: Reward, fetched_at: str) -> tuple[object, ...]:
+    return (
+        poll_id,
+        safe_text(r.network),
+        safe_text(r.device_id),
+        r.node and safe_text(r.node),
+        iso(r.at),
+        r.amount,
+        safe_text(r.token),
+        safe_text(r.source),
+        r.status and safe_text(r.status),
+        fetched_at,
+    )
+
+
 def poll_status(record: PollRecord) -> str:
     """``ok``; ``partial`` when some endpoints failed but data came back; else ``failed``."""
     if not record.ok or record.reading is None:
@@ -164,6 +224,17 @@ def write_poll(conn: sqlite3.Connection, record: PollRecord) -> int:
         )
         poll_id = int(cursor.lastrowid or 0)
         _insert_rows(conn, poll_id, reading)
+        if reading and reading.rewards:
+            # a reward already stored keeps its first fetch time: history is never rewritten
+            fetched = iso(record.finished_at)
+            conn.executemany(
+                "INSERT OR IGNORE INTO rewards VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    _reward_row(poll_id, r, fetched)
+                    for r in reading.rewards
+                    if math.isfinite(r.amount)
+                ],
+            )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -197,6 +268,12 @@ def _insert_rows(conn: sqlite3.Connection, poll_id: int, reading: Reading | None
             "SET network = excluded.network, labels = excluded.labels, "
             "last_poll_id = excluded.last_poll_id",
             [_node_identity(poll_id, n) for n in reading.nodes],
+        )
+    if reading.devices:
+        rows = {(d.network, d.device_id): _device_row(poll_id, d) for d in reading.devices}
+        conn.executemany(
+            f"INSERT INTO devices VALUES ({','.join('?' * (3 + len(DEVICE_FIELDS)))})",
+            list(rows.values()),
         )
     if reading.errors:
         conn.executemany(

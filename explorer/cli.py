@@ -292,6 +292,17 @@ def export_fleet(ctx: click.Context, fmt: str, **globals_: Any) -> None:
     _export(ctx, "fleet", fmt, globals_)
 
 
+@export.command("rewards")
+@global_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.pass_context
+def export_rewards(ctx: click.Context, fmt: str, **globals_: Any) -> None:
+    """Every stored reward: node, network, device, when earned, amount, token, source."""
+    _export(ctx, "rewards", fmt, globals_)
+
+
 def _export(ctx: click.Context, table: str, fmt: str, globals_: dict[str, Any]) -> None:
     _merge(ctx, **globals_)
     setup = load_setup(ctx)
@@ -307,6 +318,11 @@ def _export(ctx: click.Context, table: str, fmt: str, globals_: dict[str, Any]) 
             elif table == "fleet":
                 keys = export.FLEET_KEYS
                 records = export.fleet_records(queries.latest_fleet(conn))
+            elif table == "rewards":
+                from cache.rewards import reward_rows
+
+                keys = export.REWARDS_KEYS
+                records = export.rewards_records(reward_rows(conn))
             elif table == "networks":
                 keys = export.NETWORKS_KEYS
                 records = export.networks_records(queries.latest_metrics(conn))

@@ -7,6 +7,7 @@ traceback. API keys are read from the environment into SecretStr and never print
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -70,6 +71,20 @@ class IonetConfig(NetworkConfig):
     """``[sources.ionet]``: io.net explorer network figures and the cloud GPU catalogue."""
 
     base_url: str | None = "https://api.io.solutions"
+    device_ids: list[str] = Field(default_factory=list, max_length=10_000)
+    """io.net devices to follow besides fleet nodes labelled with a ``device_id``."""
+    device_interval: float = Field(default=300.0, ge=60)
+    """Seconds between device polls; raised to 3 s per device (io.net's 100 per 5 min)."""
+    device_timeout: float = Field(default=60.0, gt=0, le=600)
+    """Overall deadline of one device poll, in seconds."""
+
+    @field_validator("device_ids")
+    @classmethod
+    def _uuids(cls, value: list[str]) -> list[str]:
+        for device_id in value:
+            if not re.fullmatch(r"[0-9A-Fa-f-]{8,64}", device_id):
+                raise ValueError(f"not an io.net device id (a UUID): {device_id[:40]!r}")
+        return value
 
 
 class AkashConfig(NetworkConfig):
@@ -228,10 +243,11 @@ class Secrets(BaseModel):
 
     coingecko_api_key: SecretStr | None = None
     coingecko_plan: Literal["demo", "pro"] | None = None
+    ionet_token: SecretStr | None = None
 
 
 def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
-    """``COINGECKO_API_KEY`` and ``COINGECKO_API_PLAN`` (demo|pro)."""
+    """``COINGECKO_API_KEY``, ``COINGECKO_API_PLAN`` (demo|pro) and ``IONET_TOKEN``."""
     env = os.environ if environ is None else environ
     key = env.get("COINGECKO_API_KEY", "").strip()
     plan = env.get("COINGECKO_API_PLAN", "").strip().lower() or None
@@ -239,7 +255,12 @@ def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
         raise ConfigError("COINGECKO_API_PLAN: must be 'demo' or 'pro'")
     if key and plan is None:
         plan = "demo"
-    return Secrets(coingecko_api_key=SecretStr(key) if key else None, coingecko_plan=plan)
+    token = env.get("IONET_TOKEN", "").strip()
+    return Secrets(
+        coingecko_api_key=SecretStr(key) if key else None,
+        coingecko_plan=plan,
+        ionet_token=SecretStr(token) if token else None,
+    )
 
 
 def coingecko_root(config: Config, secrets: Secrets) -> str:
@@ -284,7 +305,8 @@ def mask(secret: SecretStr | None) -> str:
 
 EXAMPLE = """\
 # depin-explorer configuration. Every setting has a default; delete what you do not change.
-# API keys never go here: set COINGECKO_API_KEY (and COINGECKO_API_PLAN = demo | pro) instead.
+# API keys never go here: set COINGECKO_API_KEY (and COINGECKO_API_PLAN = demo | pro) and
+# IONET_TOKEN in the environment instead.
 
 [sources.coingecko]
 enabled = true
@@ -298,6 +320,10 @@ max_coins = 250
 enabled = true
 # base_url = "https://api.io.solutions"
 interval = 120
+# Per-device status and rewards for fleet nodes labelled device_id = "…" (and device_ids here)
+# need the explorer token in IONET_TOKEN (never in this file).
+# device_ids = ["599ef4af-7fe6-44b5-aba3-25899bde2ab6"]
+device_interval = 300  # raised to 3 s per device: io.net allows 100 per 5 min per endpoint
 
 [sources.akash]        # Akash console API: capacity, GPUs and prices, leases, spend
 enabled = true

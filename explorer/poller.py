@@ -22,11 +22,13 @@ import httpx
 
 from cache.db import CacheError, Clock, open_writer, utc_now
 from cache.queries import previous_counters
+from cache.rewards import fleet_devices, known_rewards
 from cache.store import PollRecord, has_rankings, write_poll
 from explorer.config import Config, Secrets
 from explorer.registry import SourceSettings, build_sources
 from sources.base import RETRY_AFTER_DEFAULT, Source, make_client
 from sources.breaker import CircuitBreaker
+from sources.ionet_devices import BLOCK_LOOKBACK, IonetDeviceSource
 from sources.models import ErrorKind, SourceError
 from sources.sample import SampleSource
 
@@ -177,6 +179,12 @@ class Poller:
             source.previous = await self._run_in_writer(  # type: ignore[attr-defined]
                 lambda conn: previous_counters(conn, kind)
             )
+        if isinstance(source, IonetDeviceSource):  # fleet labels and stored rewards, per run
+            source.clock = self.clock
+            since = self.clock() - BLOCK_LOOKBACK
+            source.fleet_devices, source.known_rewards = await self._run_in_writer(  # type: ignore[misc]
+                lambda conn: (fleet_devices(conn), known_rewards(conn, since))
+            )
         started = self.clock()
         error: SourceError | None = None
         reading = None
@@ -221,7 +229,9 @@ class Poller:
     def _reschedule(self, name: str, error: SourceError | None, now: datetime) -> datetime | None:
         schedule = self.schedules[name]
         jitter = self._rng.uniform(0.9, 1.1)
-        schedule.next_due = time.monotonic() + schedule.interval * jitter
+        floor = getattr(self.sources[name], "min_interval", None)  # a provider's request budget
+        interval = max(schedule.interval, floor() if floor else 0.0)
+        schedule.next_due = time.monotonic() + interval * jitter
         schedule.retry_at = None
         if error is None:
             schedule.breaker.record_success()

@@ -14,6 +14,7 @@ from sources.file_sd import FileSdWatcher
 from sources.filecoin import FilecoinSource
 from sources.helium import HeliumSource
 from sources.ionet import IonetSource
+from sources.ionet_devices import DeviceMap, IonetDeviceSource
 from sources.local import LocalSource
 from sources.promql import PromqlSource
 from sources.sample import SampleSource
@@ -25,6 +26,7 @@ NETWORK_SOURCES: dict[str, type] = {
     "helium": HeliumSource,
 }
 FLEET_GROUP = "fleet"
+IONET_DEVICES = "ionet-devices"
 """``--only fleet`` means every fleet source: exporters, Prometheus servers and this machine."""
 
 
@@ -78,6 +80,32 @@ def _fleet_targets(config: Config) -> tuple[list[Target], list[FileSdWatcher]]:
     return targets, watchers
 
 
+def _ionet_devices(
+    config: Config, secrets: Secrets, network: tuple[Source, SourceSettings] | None
+) -> tuple[Source, SourceSettings] | None:
+    """The io.net device source, when there is a token or any device to follow."""
+    section = config.sources.ionet
+    configured: DeviceMap = {d: None for d in section.device_ids}
+    for target in config.fleet.targets:
+        device_id = target.labels.get("device_id", "").strip()
+        if device_id:
+            configured[device_id] = target.name
+    token = secrets.ionet_token.get_secret_value() if secrets.ionet_token else None
+    if not section.enabled or not (token or configured):
+        return None
+    source = IonetDeviceSource(
+        base_url=section.base_url or IonetSource().base_url,
+        token=token,
+        devices=lambda: dict(configured),
+        timeout=section.device_timeout,
+    )
+    if network is not None and isinstance(network[0], IonetSource) and network[0].budget:
+        source.api_budget = network[0].budget  # one limit for the whole explorer API
+    interval = max(section.device_interval, source.min_interval())
+    settings = SourceSettings(interval, section.device_timeout, section.ca_file, section.insecure)
+    return source, settings
+
+
 def build_sources(config: Config, secrets: Secrets) -> dict[str, tuple[Source, SourceSettings]]:
     """The enabled sources by name (``[sources.NAME]`` tables, then the fleet's)."""
     out: dict[str, tuple[Source, SourceSettings]] = {}
@@ -104,6 +132,9 @@ def build_sources(config: Config, secrets: Secrets) -> dict[str, tuple[Source, S
                     section.interval, section.timeout, section.ca_file, section.insecure
                 ),
             )
+    devices = _ionet_devices(config, secrets, out.get("ionet"))
+    if devices is not None:
+        out[IONET_DEVICES] = devices
     fleet = config.fleet
     # a scrape never outlives half the interval, as in Prometheus (scrape_timeout <= interval)
     scrape_timeout = min(fleet.timeout, fleet.interval / 2)

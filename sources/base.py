@@ -170,6 +170,23 @@ class RequestBudget:
         )
 
 
+class BudgetChain:
+    """Several request budgets taken together, e.g. io.net's whole-API and per-endpoint limits.
+
+    A request waits for a slot in each, in order; one that is used up raises like a single
+    budget does (``rate_limited`` with ``retry_after``).
+    """
+
+    def __init__(self, *budgets: RequestBudget) -> None:
+        self.budgets = budgets
+
+    async def acquire(self, deadline_remaining: float) -> None:
+        """Take one slot of every budget within ``deadline_remaining`` seconds."""
+        started = time.monotonic()
+        for budget in self.budgets:
+            await budget.acquire(max(deadline_remaining - (time.monotonic() - started), 0.0))
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta seconds or HTTP date), capped at 1 h."""
     if value is None:
@@ -369,7 +386,7 @@ async def get_json(
     policy: HttpPolicy | None = None,
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
-    budget: RequestBudget | None = None,
+    budget: RequestBudget | BudgetChain | None = None,
 ) -> Any:
     """GET ``url`` and return its JSON body, within the policy's deadline, cap and attempts.
 

@@ -203,6 +203,59 @@ class NodeSample(BaseModel):
     counters: dict[str, float] = Field(default_factory=dict)
 
 
+Count = Annotated[int | None, BeforeValidator(_count_or_none)]
+
+
+class DeviceStatus(BaseModel):
+    """One io.net device as the explorer reports it: status, uptime, tier, earnings to date.
+
+    ``node`` is the fleet node labelled with this ``device_id`` (None for a device configured
+    on its own). ``error`` says why some of it is missing when an endpoint failed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    network: str
+    device_id: CleanText
+    node: OptionalText = None
+    name: OptionalText = None
+    status: OptionalText = None
+    uptime_pct: Number = None
+    connectivity_tier: OptionalText = None
+    hardware: OptionalText = None
+    hardware_quantity: Count = None
+    location: OptionalText = None
+    earnings_total: Number = None
+    earnings_token: OptionalText = None
+    slashed_total: Number = None
+    block_rewards_7d: Number = None
+    blocks_earned_7d: Count = None
+    blocks_failed_7d: Count = None
+    blocks_missed_7d: Count = None
+    jobs_running: Count = None
+    compute_hours: Number = None
+    error: OptionalText = None
+
+
+class Reward(BaseModel):
+    """One reward a device received: an amount of a token at a time, with its source reference.
+
+    ``source`` names what paid it (e.g. ``io.net block 2024-05-13T15:00:00``) and is unique per
+    device, so a reward fetched twice is stored once.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    network: str
+    device_id: CleanText
+    node: OptionalText = None
+    at: datetime
+    amount: float = Field(allow_inf_nan=False)
+    token: CleanText
+    source: CleanText
+    status: OptionalText = None
+
+
 NODE_VALUE_FIELDS = (
     "cpu_pct",
     "mem_pct",
@@ -240,6 +293,8 @@ class Reading:
     metrics: list[NetworkMetric] = field(default_factory=list)
     gpu_models: list[GpuModel] = field(default_factory=list)
     nodes: list[NodeSample] = field(default_factory=list)
+    devices: list[DeviceStatus] = field(default_factory=list)
+    rewards: list[Reward] = field(default_factory=list)
     errors: list[EndpointError] = field(default_factory=list)
     skipped: int = 0
     at: datetime | None = None
@@ -249,4 +304,11 @@ class Reading:
     @property
     def items(self) -> int:
         """Rows this reading stores."""
-        return len(self.market) + len(self.metrics) + len(self.gpu_models) + len(self.nodes)
+        return (
+            len(self.market)
+            + len(self.metrics)
+            + len(self.gpu_models)
+            + len(self.nodes)
+            + len(self.devices)
+            + len(self.rewards)
+        )

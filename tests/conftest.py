@@ -18,7 +18,7 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     base = tmp_path_factory.mktemp("xdg")
     for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
         monkeypatch.setenv(name, str(base / name.lower()))
-    for name in ("DEPIN_EXPLORER_CONFIG", "COINGECKO_API_KEY", "COINGECKO_API_PLAN"):
+    for name in ("DEPIN_EXPLORER_CONFIG", "COINGECKO_API_KEY", "COINGECKO_API_PLAN", "IONET_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
     # tests talk to 127.0.0.1 only; a proxy from the environment must not carry them elsewhere

@@ -31,7 +31,7 @@ def isolated_platform_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> d
     monkeypatch.setenv("XDG_CONFIG_HOME", str(dirs["config"]))
     monkeypatch.setenv("XDG_DATA_HOME", str(dirs["data"]))
     monkeypatch.setenv("XDG_STATE_HOME", str(dirs["state"]))
-    for name in ("DEPIN_EXPLORER_CONFIG", "COINGECKO_API_KEY", "COINGECKO_API_PLAN"):
+    for name in ("DEPIN_EXPLORER_CONFIG", "COINGECKO_API_KEY", "COINGECKO_API_PLAN", "IONET_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     return dirs
 
