@@ -165,6 +165,33 @@ MIGRATIONS: list[str] = [
     CREATE INDEX rewards_node_at ON rewards (node, at);
     CREATE INDEX rewards_at ON rewards (at);
     """,
+    # 5: retention (cache/retention.py): per-node rollups at 60 s, 1 h and 1 d, each value column
+    # the mean of the bucket's samples (NULLs skipped); polls by time for "as of T" and pruning.
+    """
+    CREATE TABLE node_rollups (
+        resolution INTEGER NOT NULL CHECK (resolution IN (60, 3600, 86400)),
+        node TEXT NOT NULL,
+        source_kind TEXT NOT NULL,
+        bucket_at TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        up_samples INTEGER NOT NULL,
+        cpu_pct REAL,
+        mem_pct REAL,
+        disk_pct REAL,
+        load1 REAL,
+        uptime_s REAL,
+        net_rx_bps REAL,
+        net_tx_bps REAL,
+        gpus REAL,
+        gpu_util_pct REAL,
+        gpu_temp_c REAL,
+        gpu_power_w REAL,
+        gpu_mem_pct REAL,
+        gpu_temp_max_c REAL,
+        PRIMARY KEY (resolution, node, source_kind, bucket_at)
+    ) WITHOUT ROWID;
+    CREATE INDEX polls_finished ON polls (finished_at);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -13,6 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from cache import rollup
 from cache.db import iso, parse_iso
 from sources.models import NODE_VALUE_FIELDS
 
@@ -384,16 +385,15 @@ def node_history(
 ) -> list[tuple[datetime, dict[str, float | int | None]]]:
     """One node's samples between ``since`` and ``at``, oldest first.
 
-    Down samples are included, with no values, so a chart shows the gap.
+    Raw samples where they reach back to ``since``; else the finest rollup that does (1 minute,
+    1 hour, 1 day: cache/rollup.py), each point a bucket's means labelled by its start. Down
+    samples (and all-down buckets) are included, with no values, so a chart shows the gap.
     """
     unknown = set(fields) - set(NODE_VALUE_FIELDS)
     if unknown:
         raise ValueError(f"not a node figure: {', '.join(sorted(unknown))}")
-    cols = ", ".join(f"s.{f}" for f in fields)
-    rows = conn.execute(
-        f"SELECT p.finished_at, s.up, {cols} FROM node_samples s "
-        "JOIN polls p ON p.id = s.poll_id WHERE s.node = ? AND s.source_kind = ? "
-        "AND s.poll_id <= ? AND p.finished_at >= ? ORDER BY s.poll_id",
-        (node, source_kind, _bound_poll_id(conn, at), iso(since)),
-    ).fetchall()
-    return [(parse_iso(r[0]), dict(zip(fields, r[2:], strict=True))) for r in rows]
+    bound = _bound_poll_id(conn, at)
+    resolution = rollup.choose_resolution(conn, node, source_kind, since)
+    if resolution == 0:
+        return rollup.raw_history(conn, node, source_kind, since, bound, fields)
+    return rollup.rollup_history(conn, node, source_kind, resolution, since, at, bound, fields)
