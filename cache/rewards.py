@@ -132,13 +132,13 @@ def reward_rows(
 def rewards_by_node(
     conn: sqlite3.Connection, now: datetime, window: timedelta = timedelta(hours=24)
 ) -> dict[str, tuple[float, str]]:
-    """Each node's rewards for times in (now − window, now], fetched by ``now``: (sum, token).
+    """Each node's rewards for times in [now − window, now], fetched by ``now``: (sum, token).
 
     A node paid in several tokens shows the one it got most rows of (sums never mix tokens).
     """
     rows = conn.execute(
         "SELECT node, token, SUM(amount), COUNT(*) FROM rewards "
-        "WHERE node IS NOT NULL AND at > ? AND at <= ? AND fetched_at <= ? "
+        "WHERE node IS NOT NULL AND at >= ? AND at <= ? AND fetched_at <= ? "
         "GROUP BY node, token ORDER BY COUNT(*)",
         (iso(now - window), iso(now), iso(now)),
     ).fetchall()

@@ -17,8 +17,9 @@ import screens
 from cache.db import CacheError, Clock, utc_now
 from cache.store import PollRecord
 from explorer.commands import ExplorerCommands
-from explorer.config import Config, Secrets
+from explorer.config import Config, ConfigError, Secrets
 from explorer.poller import Poller
+from explorer.registry import IONET_DEVICES, SourceSettings, build_sources
 from explorer.state import UserState
 from screens.fleet import FleetScreen
 from screens.host import SourceRuntime
@@ -28,8 +29,13 @@ from screens.overview import OverviewScreen
 from screens.rankings import RankingsScreen
 from screens.render import local_time
 from screens.sources import SourcesScreen
+from sources.ionet_devices import token_info
 
 STYLES = Path(screens.__file__).parent / "styles"
+
+
+TOKEN_WARNING = timedelta(days=3)
+"""io.net tokens last 21 days; warn from day 18."""
 
 
 class DepinExplorerApp(App[None]):
@@ -130,6 +136,7 @@ class DepinExplorerApp(App[None]):
         self.state = UserState(state_path, db_path)
         self._watchlist = self.state.watchlist
         self.poller: Poller | None = None
+        self._settings: dict[str, SourceSettings] | None = None
         self.fatal_message: str | None = None
         self._poll_enabled = poll
         self._transport = transport
@@ -144,10 +151,22 @@ class DepinExplorerApp(App[None]):
         """The injectable clock."""
         return self.clock()
 
+    def _source_settings(self) -> dict[str, SourceSettings]:
+        """The poller's settings, or (without a poller: offline, tests) the config's."""
+        if self.poller is not None:
+            return self.poller.settings
+        if self._settings is None:
+            try:
+                built = build_sources(self.config, self.secrets)
+            except ConfigError:
+                built = {}
+            self._settings = {name: settings for name, (_, settings) in built.items()}
+        return self._settings
+
     def source_interval(self, source: str) -> float:
         """Configured seconds between polls of ``source``."""
-        if self.poller is not None and source in self.poller.settings:
-            return self.poller.settings[source].interval
+        if source in self._source_settings():
+            return self._source_settings()[source].interval
         section = getattr(self.config.sources, source, None)
         return float(section.interval) if section is not None else 120.0
 
@@ -191,10 +210,10 @@ class DepinExplorerApp(App[None]):
         runtimes = []
         now = self.now()
         names = list(type(self.config.sources).model_fields)
-        names += [n for n in (self.poller.settings if self.poller else {}) if n not in names]
+        names += [n for n in self._source_settings() if n not in names]
         for name in names:
             section = getattr(self.config.sources, name, None)
-            settings = self.poller.settings.get(name) if self.poller else None
+            settings = self._source_settings().get(name)
             schedule = self.poller.schedules.get(name) if self.poller else None
             next_at = None
             if schedule is not None and schedule.next_due != float("inf"):
@@ -209,9 +228,32 @@ class DepinExplorerApp(App[None]):
                     next_poll_at=next_at,
                     note=self.source_note(name),
                     insecure=bool(settings.insecure) if settings else False,
+                    **self._credential(name, now),
                 )
             )
         return runtimes
+
+    def _credential(self, name: str, now: datetime) -> dict[str, str]:
+        """The io.net token's expiry for the device source (a warning from 3 days before)."""
+        if name != IONET_DEVICES:
+            return {}
+        token = self.secrets.ionet_token
+        if token is None:
+            return {"credential": "IONET_TOKEN is not set", "credential_level": "warn"}
+        info = token_info(token.get_secret_value())
+        if info is None or info.expires_at is None:
+            return {"credential": "io.net token: expiry unknown (not a readable JWT)"}
+        left = info.expires_at - now
+        when = info.expires_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        if left <= timedelta(0):
+            return {
+                "credential": f"io.net token expired {when}: copy a new one into IONET_TOKEN",
+                "credential_level": "expired",
+            }
+        days = left.total_seconds() / 86400
+        span = f"{days:.0f} d" if days >= 1 else f"{left.total_seconds() / 3600:.0f} h"
+        level = "warn" if left <= TOKEN_WARNING else ""
+        return {"credential": f"io.net token expires {when} (in {span})", "credential_level": level}
 
     # -- lifecycle ------------------------------------------------------------------------
     def on_mount(self) -> None:

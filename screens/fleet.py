@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Input, Static
 
 from cache.queries import NodeRow, PollInfo, latest_fleet, latest_good_poll
+from cache.rewards import rewards_by_node
 from screens.base import CacheScreen
 from screens.host import host
 from screens.node import NodeScreen
@@ -28,7 +29,9 @@ from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
 FLEET_SOURCES = ("fleet", "promql", "local")
-GROUPS = [None, "network", "source"]
+GROUPS: list[str | None] = [None, "network", "source"]
+"""Then every label key the fleet's nodes carry (``rack``, ``region``, …)."""
+LABEL_COLUMN = "label"
 
 
 def _level(field: str, levels: tuple[float, float]) -> Callable[[object], str]:
@@ -73,6 +76,7 @@ def fleet_columns(thresholds: dict[str, tuple[float, float]]) -> list[Column]:
         Column("gpu_power_w", "Watts", 6, "right", number_cell(",.0f"), level("gpu_power_w")),
         Column("uptime_s", "Uptime", 7, "right", _uptime_cell),
         Column("seen_s", "Seen", 6, "right", _age_cell),
+        Column("reward_24h", "IO 24h", 8, "right", number_cell(",.2f")),
         Column("source", "Source", 8),
     ]
 
@@ -88,6 +92,10 @@ class FleetData:
     nodes: dict[str, NodeRow]
     rows: list[tuple[object, ...]]
     keys: list[str]
+    label_keys: list[str]
+    """Every label key the nodes carry, for grouping by any label."""
+    group_label: str | None = None
+    """The label whose values the rows carry in an extra last column, when grouping by it."""
 
 
 def status_of(node: NodeRow, now: datetime, interval: float) -> str:
@@ -118,7 +126,7 @@ class FleetScreen(CacheScreen):
             "group_next",
             "Group",
             id="fleet.group",
-            tooltip="Group by network, by source, or not at all",
+            tooltip="Group by network, by source, by any node label, or not at all",
         ),
         Binding(
             "escape",
@@ -136,6 +144,8 @@ class FleetScreen(CacheScreen):
         self.sort_key = "status"
         self.descending = False
         self.group: str | None = None
+        self.label_keys: list[str] = []
+        self._rows: list[tuple[object, ...]] = []
         self._columns_set = False
 
     def compose(self) -> ComposeResult:
@@ -159,8 +169,13 @@ class FleetScreen(CacheScreen):
         """
         app = host(self)
         now = app.now()
+        group_label = self.group if self.group not in GROUPS else None
+        rewards = rewards_by_node(conn, now)
         rows, keys, nodes = [], [], {}
+        label_keys: set[str] = set()
         for node in latest_fleet(conn):
+            label_keys.update(node.labels)
+            reward = rewards.get(node.node)
             interval = app.source_interval(_poll_name(node.source_kind))
             v = node.values
             rows.append(
@@ -176,32 +191,49 @@ class FleetScreen(CacheScreen):
                     v["gpu_power_w"],
                     v["uptime_s"],
                     (now - node.fetched_at).total_seconds(),
+                    reward[0] if reward else None,
                     node.source_kind,
+                    *((node.labels.get(group_label),) if group_label else ()),
                 )
             )
             key = f"{node.source_kind}/{node.node}"
             keys.append(key)
             nodes[key] = node
-        return FleetData(nodes, rows, keys), latest_good_poll(conn, FLEET_SOURCES)
+        labels = sorted(label_keys - {g for g in GROUPS if g})
+        data = FleetData(nodes, rows, keys, labels, group_label)
+        return data, latest_good_poll(conn, FLEET_SOURCES)
 
     def render_data(self, data: Any) -> None:
         """Hand rows to the table (only changed lines repaint) and update the summary."""
-        data = data or FleetData({}, [], [])
+        data = data or FleetData({}, [], [], [])
         rows, keys = data.rows, data.keys
         self.nodes = data.nodes
+        self.label_keys = data.label_keys
         table = self.query_one(FleetTable)
-        if not self._columns_set:
-            table.set_rows(fleet_columns(host(self).thresholds()), rows, keys)
-            table.sort_by(self.sort_key, self.descending)
-            self._columns_set = True
+        columns = fleet_columns(host(self).thresholds())
+        if data.group_label:
+            columns.append(Column(LABEL_COLUMN, data.group_label, 12))
+        if [c.key for c in table.columns] != [c.key for c in columns] or (
+            data.group_label and table.columns[-1].label != data.group_label
+        ):
+            table.set_rows(columns, rows, keys)
+            if not self._columns_set:
+                table.sort_by(self.sort_key, self.descending)
+                self._columns_set = True
         else:
             table.update_rows(rows, keys)
+        wanted = LABEL_COLUMN if data.group_label else self.group
+        if data.group_label == self.group or self.group in GROUPS:
+            if table.group_key != wanted:
+                table.group_by(wanted)
+        self._rows = rows
         self._summary(rows)
 
     def _summary(self, rows: list[tuple[object, ...]]) -> None:
         states = [r[2] for r in rows]
         cpus = [r[3] for r in rows if isinstance(r[3], int | float)]
         watts = [r[8] for r in rows if isinstance(r[8], int | float)]
+        earned = [r[11] for r in rows if isinstance(r[11], int | float)]
         line = Text()
         line.append(f"{len(rows)} node{'' if len(rows) == 1 else 's'}  ", style="bold")
         line.append(f"▲ {states.count('up')} up  ", style="green")
@@ -213,6 +245,8 @@ class FleetScreen(CacheScreen):
         )
         line.append(f"CPU {sum(cpus) / len(cpus):.0f}% mean  " if cpus else "CPU —  ")
         line.append(f"{sum(watts):,.0f} W GPU power" if watts else "GPU power —")
+        if earned:
+            line.append(f"  {sum(earned):,.2f} IO earned 24h")
         if self.group:
             line.append(f"  ·  grouped by {self.group}", style="dim")
         self.query_one("#fleet-summary", Static).update(line)
@@ -259,9 +293,18 @@ class FleetScreen(CacheScreen):
         self.sort_key, self.descending = event.column_key, event.descending
 
     def action_group_next(self) -> None:
-        """No grouping → by network → by source → none."""
-        self.group = GROUPS[(GROUPS.index(self.group) + 1) % len(GROUPS)]
-        self.query_one(FleetTable).group_by(self.group)
+        """No grouping → network → source → each node label key → none."""
+        options = [*GROUPS, *self.label_keys]
+        at = options.index(self.group) if self.group in options else 0
+        self.group = options[(at + 1) % len(options)]
+        table = self.query_one(FleetTable)
+        if self.group in GROUPS:
+            table.group_by(self.group)
+            if table.columns and table.columns[-1].key == LABEL_COLUMN:
+                self.reload()  # drop the label column
+        else:
+            self.reload()  # the rows must carry this label's values first
+        self._summary(self._rows)
 
     @on(FleetTable.RowSelected)
     def _open_node(self, event: FleetTable.RowSelected) -> None:

@@ -24,6 +24,10 @@ class SourceRuntime:
     """Rate limit, pause or open circuit held by the in-process poller."""
     insecure: bool = False
     """TLS verification is off for this source (a per-source opt-in)."""
+    credential: str | None = None
+    """What is known of the source's token, e.g. "io.net token expires … (in 5 d)"."""
+    credential_level: str = ""
+    """"" when fine, "warn" within three days of expiry, "expired" after it."""
 
 
 class ExplorerHost(Protocol):

@@ -6,7 +6,8 @@ CPU, GPU utilization, temperature and power, read from the cache like every scre
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.text import Text
@@ -16,9 +17,10 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Sparkline, Static
 
 from cache.queries import NodeRow, PollInfo, latest_good_poll, node_history
+from cache.rewards import DeviceRow, RewardRow, latest_devices, reward_rows
 from screens.base import CacheScreen
 from screens.host import host
-from screens.render import text
+from screens.render import age, local_time, text
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -42,6 +44,33 @@ def _thin(points: list[float]) -> list[float]:
         bucket = points[int(i * step) : max(int((i + 1) * step), int(i * step) + 1)]
         out.append(sum(bucket) / len(bucket))
     return out
+
+
+@dataclass(frozen=True)
+class NodeData:
+    """What the Node screen shows: samples over the range, io.net status and rewards."""
+
+    history: list[tuple[datetime, dict[str, float | int | None]]]
+    device: DeviceRow | None
+    rewards: list[RewardRow]
+
+
+def _device_for(node: NodeRow, devices: list[DeviceRow]) -> DeviceRow | None:
+    """The io.net device of this node: by its ``device_id`` label, else by node name."""
+    device_id = node.labels.get("device_id")
+    for device in devices:
+        if device_id and device.device_id == device_id:
+            return device
+    for device in devices:
+        if device.get("node") == node.node:
+            return device
+    return None
+
+
+def _amount(value: object, token: object = None) -> str:
+    if not isinstance(value, int | float):
+        return "—"
+    return f"{value:,.2f}" + (f" {token}" if token else "")
 
 
 class NodeScreen(CacheScreen):
@@ -79,6 +108,8 @@ class NodeScreen(CacheScreen):
         with VerticalScroll(id="node-body"):
             yield Static(id="node-title", classes="screen-title")
             yield Static(id="node-labels", classes="dim")
+            yield Static(id="node-ionet")
+            yield Sparkline([], id="chart-rewards")
             for field, _, _ in CHARTS:
                 yield Static(id=f"chart-title-{field}", classes="section-title")
                 yield Sparkline([], id=f"chart-{field}")
@@ -104,12 +135,22 @@ class NodeScreen(CacheScreen):
             since,
             fields=tuple(f for f, _, _ in CHARTS),
         )
-        return history, latest_good_poll(conn, self.SOURCES)
+        device = _device_for(self.node, latest_devices(conn))
+        rewards = []
+        if device is not None:
+            rewards = [
+                r
+                for r in reward_rows(conn, at=host(self).now(), since=since)
+                if r.device_id == device.device_id
+            ]
+        return NodeData(history, device, rewards), latest_good_poll(conn, self.SOURCES)
 
     def render_data(self, data: Any) -> None:
         """Title, labels and charts; a figure with fewer than two points is said, not drawn."""
-        history = data or []
+        data = data or NodeData([], None, [])
+        history = data.history
         node = self.node
+        self._render_ionet(data)
         title = Text.assemble(text(node.node, "bold", 80), f"  ({node.source_kind})  ")
         title.append("up" if node.up else "down", style="green" if node.up else "bold red")
         title.append(f"  ·  range {RANGES[self.range_index][0]} (] [ to change)", style="dim")
@@ -141,3 +182,62 @@ class NodeScreen(CacheScreen):
             else:
                 heading.append("   —  (not reported by this node)", style="dim")
             self.query_one(f"#chart-title-{field}", Static).update(heading)
+
+    def _render_ionet(self, data: NodeData) -> None:
+        """io.net status, earnings and the rewards of the chart range, when the node has any."""
+        box = self.query_one("#node-ionet", Static)
+        chart = self.query_one("#chart-rewards", Sparkline)
+        device = data.device
+        box.display = device is not None or "device_id" in self.node.labels
+        chart.display = len(data.rewards) >= 2
+        if device is None:
+            box.update(Text("io.net: no device status stored yet", style="dim"))
+            return
+        v = device.get
+        out = Text()
+        out.append("io.net ", style="bold")
+        out.append_text(text(device.device_id, max_len=40))
+        status = v("status")
+        style = {"up": "green", "down": "bold red"}.get(str(status), "")
+        out.append("  ")
+        out.append_text(text(status, style) if status else Text("status —", style="dim"))
+        uptime = v("uptime_pct")
+        out.append(f"  uptime {uptime:.0f}%" if isinstance(uptime, int | float) else "  uptime —")
+        out.append("  tier ")
+        out.append_text(text(v("connectivity_tier") or "—", max_len=30))
+        if v("hardware"):
+            out.append("  ")
+            out.append_text(text(v("hardware"), max_len=40))
+            if isinstance(v("hardware_quantity"), int):
+                out.append(f" ×{v('hardware_quantity')}")
+        if v("location"):
+            out.append("  ")
+            out.append_text(text(v("location"), max_len=40))
+        out.append("\n")
+        out.append(f"earned {_amount(v('earnings_total'), v('earnings_token'))} to date")
+        out.append(f"  slashed {_amount(v('slashed_total'))}")
+        out.append(f"  block rewards 7 d {_amount(v('block_rewards_7d'), 'IO')}")
+        counts = [v(k) for k in ("blocks_earned_7d", "blocks_failed_7d", "blocks_missed_7d")]
+        if all(isinstance(c, int) for c in counts):
+            out.append(f" ({counts[0]} earned, {counts[1]} failed, {counts[2]} missed)")
+        if isinstance(v("jobs_running"), int):
+            out.append(f"  {v('jobs_running')} job{'' if v('jobs_running') == 1 else 's'} running")
+        out.append("\n")
+        label = RANGES[self.range_index][0]
+        if data.rewards:
+            tokens = {r.token for r in data.rewards}
+            total = sum(r.amount for r in data.rewards)
+            paid = sum(1 for r in data.rewards if r.amount > 0)
+            last = data.rewards[-1]
+            out.append(f"rewards over {label}: ", style="bold")
+            out.append(f"{total:,.4f} {'/'.join(sorted(tokens))} in {paid} of {len(data.rewards)} ")
+            out.append(f"blocks; last {local_time(last.at)} {last.amount:,.4f} {last.token}")
+        else:
+            out.append(f"rewards over {label}: none stored", style="dim")
+        fetched = age((host(self).now() - device.fetched_at).total_seconds())
+        out.append(f"  ·  fetched {fetched} ago", style="dim")
+        if v("error"):
+            out.append("\nlast errors: ", style="bold yellow")
+            out.append_text(text(v("error"), max_len=300))
+        box.update(out)
+        chart.data = _thin([r.amount for r in data.rewards])

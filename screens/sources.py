@@ -39,6 +39,8 @@ def source_state(row: SourceRow, now: datetime, offline: bool) -> tuple[str, str
     if offline and runtime.uses_network:
         label, _ = source_state(row, now, offline=False)  # what the cache last saw, offline
         return f"offline · {label}", "dim"
+    if runtime.credential_level == "expired":
+        return "token expired", "bold red"
     if runtime.note:
         return runtime.note, "bold yellow"
     if state is None:
@@ -122,6 +124,7 @@ class SourcesScreen(CacheScreen):
         yield NavBar("sources")
         yield Static(Text("Sources", style="bold"), id="sources-title", classes="screen-title")
         yield DataTable(id="sources-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="sources-notes")
         yield StatusLine()
         yield Footer()
 
@@ -195,6 +198,17 @@ class SourcesScreen(CacheScreen):
             )
         if self.rows:
             table.move_cursor(row=min(cursor, len(self.rows) - 1))
+        notes = Text()
+        for row in self.rows:
+            if row.runtime.credential:
+                style = {"warn": "bold yellow", "expired": "bold red"}.get(
+                    row.runtime.credential_level, ""
+                )
+                notes.append(f"{row.runtime.name}: ", style="bold")
+                notes.append(row.runtime.credential + "\n", style=style)
+        box = self.query_one("#sources-notes", Static)
+        box.display = bool(notes)
+        box.update(notes.rstrip() or notes)
 
     def _selected(self) -> SourceRow | None:
         table = self.query_one(DataTable)

@@ -147,17 +147,77 @@ def store_networks(db: Path, at: datetime = NOW - timedelta(seconds=50)) -> None
     )
 
 
+DEVICES = {
+    "gpu-01": "7a3e1c52-9d4b-4f0e-8a61-2b5c9e0d4f17",
+    "gpu-02": "599ef4af-7fe6-44b5-aba3-25899bde2ab6",
+}
+RACKS = {"gpu-01": "r1", "gpu-02": "r2", "cpu-01": "r2"}
+
+
+def store_devices(db: Path, at: datetime = NOW - timedelta(minutes=3)) -> None:
+    """io.net status of gpu-01 and gpu-02, and hourly block rewards over the last day."""
+    from sources.models import DeviceStatus, Reward
+
+    statuses = [
+        DeviceStatus(
+            network="io.net",
+            device_id=DEVICES["gpu-01"],
+            node="gpu-01",
+            name="rig-07",
+            status="up",
+            uptime_pct=96.0,
+            connectivity_tier="3",
+            hardware="RTX A6000",
+            hardware_quantity=8,
+            location="Germany",
+            earnings_total=402.8815,
+            earnings_token="IO",
+            slashed_total=1.125,
+            block_rewards_7d=38.5125,
+            blocks_earned_7d=151,
+            blocks_failed_7d=9,
+            blocks_missed_7d=8,
+            jobs_running=1,
+            compute_hours=1312.5,
+        ),
+        DeviceStatus(
+            network="io.net",
+            device_id=DEVICES["gpu-02"],
+            node="gpu-02",
+            status="down",
+            uptime_pct=78.0,
+            error="/v1/io-blocks/devices/599ef4af…/block-rewards-summary: http_5xx",
+        ),
+    ]
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    rewards = [
+        Reward(
+            network="io.net",
+            device_id=DEVICES["gpu-01"],
+            node="gpu-01",
+            at=hour - timedelta(hours=h),
+            amount=0.25 if h % 5 else 0.0,
+            token="IO",
+            source=f"io.net block {(hour - timedelta(hours=h)).strftime('%Y-%m-%dT%H:%M:%S')}",
+            status="Success" if h % 5 else "not in block",
+        )
+        for h in range(1, 30)  # 29 hours: the oldest six fall outside the 24 h column
+    ]
+    store(db, "ionet-devices", at, Reading(devices=statuses, rewards=rewards))
+
+
 def store_fleet(db: Path, at: datetime = NOW - timedelta(seconds=20)) -> None:
     """A small fleet: GPU nodes on io.net, one hot, one down, one stale, one via Prometheus."""
     from sources.models import NodeSample
 
     def node(name: str, network: str | None, **values) -> NodeSample:
+        labels = {"network": network} if network else {}
+        if name in DEVICES:
+            labels["device_id"] = DEVICES[name]
+        if name in RACKS:
+            labels["rack"] = RACKS[name]
         return NodeSample(
-            node=name,
-            source_kind="exporter",
-            network=network,
-            labels={"network": network} if network else {},
-            **values,
+            node=name, source_kind="exporter", network=network, labels=labels, **values
         )
 
     store(

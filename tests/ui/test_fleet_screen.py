@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual.widgets import Input, Static
 
 from screens.fleet import FleetScreen
 from screens.node import NodeScreen
 from screens.widgets.fleet_table import FleetTable
-from tests.ui.appkit import make_app, store_fleet
+from tests.ui.appkit import make_app, store_devices, store_fleet
 from tests.ui.test_navigation import settle
 
 
@@ -54,8 +55,18 @@ async def test_sort_filter_group_and_drill_down(tmp_path: Path) -> None:
         assert table.group_key == "network"
         groups = dict(table.groups)
         assert groups["io.net"] == 3 and groups["akash"] == 2
-        await pilot.press("g", "g")
+        await pilot.press("g")
+        assert table.group_key == "source"
+        await pilot.press("g", "g")  # then each node label key, sorted: device_id, rack
+        await settle(pilot)
+        assert table.group_key == "label" and table.columns[-1].label == "rack"
+        assert dict(table.groups) == {"r1": 1, "r2": 2, None: 3}
+        summary = str(app.screen.query_one("#fleet-summary", Static).render())
+        assert "grouped by rack" in summary
+        await pilot.press("g")
+        await settle(pilot)
         assert table.group_key is None
+        assert table.columns[-1].key == "source"  # the label column is gone again
         table.move_cursor_to("exporter/gpu-02")
         await pilot.press("enter")
         await settle(pilot)
@@ -135,3 +146,77 @@ def test_configured_thresholds_colour_the_cells() -> None:
     temp = columns["gpu_temp_c"].style_for
     assert (temp(59.0), temp(65.0), temp(71.0), temp(None)) == ("", "warn", "critical", "")
     assert columns["mem_pct"].style_for is None  # no level configured: no colour
+
+
+async def test_rewards_column_summary_and_node_ionet_section(tmp_path: Path) -> None:
+    db = tmp_path / "cache.db"
+    store_fleet(db)
+    store_devices(db)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await open_fleet(pilot)
+        rows = {k: table.row_for(k) for k in table.visible_keys()}
+        reward = [c.key for c in table.columns].index("reward_24h")
+        # 23 blocks in the last 24 h, four of them "not in block": 19 x 0.25 IO
+        assert rows["exporter/gpu-01"][reward] == 4.75
+        assert rows["exporter/gpu-02"][reward] is None  # no rewards stored: missing, not 0
+        summary = str(app.screen.query_one("#fleet-summary", Static).render())
+        assert "4.75 IO earned 24h" in summary
+        await pilot.press("s")  # sorting by the rewards column puts the earner first
+        while table.sort_state[0] != "reward_24h":
+            await pilot.press("s")
+        assert table.visible_keys()[0] == "exporter/gpu-01"
+        table.move_cursor_to("exporter/gpu-01")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, NodeScreen)
+        ionet = str(app.screen.query_one("#node-ionet", Static).render())
+        assert "uptime 96%" in ionet and "402.88 IO to date" in ionet
+        assert "RTX A6000 ×8" in ionet and "151 earned, 9 failed, 8 missed" in ionet
+        assert "4.7500 IO in 19 of 23 blocks" in ionet  # the default range is 24 h
+        await pilot.press("escape")
+        table.move_cursor_to("exporter/gpu-02")
+        await pilot.press("enter")
+        await settle(pilot)
+        ionet = str(app.screen.query_one("#node-ionet", Static).render())
+        assert "down" in ionet and "none stored" in ionet and "http_5xx" in ionet
+
+
+async def test_sources_screen_warns_before_the_io_net_token_expires(tmp_path: Path) -> None:
+    import base64
+    import json
+    from datetime import timedelta
+
+    from pydantic import SecretStr
+
+    from explorer.config import Config, Secrets
+    from tests.ui.appkit import NOW
+
+    def jwt(expires: float) -> str:
+        claims = base64.urlsafe_b64encode(json.dumps({"exp": expires}).encode()).decode()
+        return f"eyJhbGciOiJIUzI1NiJ9.{claims.rstrip('=')}.c2ln"
+
+    config = Config.model_validate({"sources": {"ionet": {"device_ids": [DEVICE]}}})
+    store_fleet(tmp_path / "cache.db")
+    for expires, expected in (
+        (NOW + timedelta(days=10), "(in 10 d)"),
+        (NOW + timedelta(days=2), "(in 2 d)"),
+        (NOW - timedelta(hours=1), "expired"),
+    ):
+        app = make_app(tmp_path, config=config)
+        app.secrets = Secrets(ionet_token=SecretStr(jwt(expires.timestamp())))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("7")
+            await settle(pilot)
+            rendered = app.screen.query_one("#sources-notes", Static).content
+            assert isinstance(rendered, Text) and expected in rendered.plain
+            styles = {str(span.style) for span in rendered.spans}
+            if expected == "(in 10 d)":
+                assert "bold yellow" not in styles and "bold red" not in styles
+            elif expected == "(in 2 d)":
+                assert "bold yellow" in styles
+            else:
+                assert "bold red" in styles
+
+
+DEVICE = "7a3e1c52-9d4b-4f0e-8a61-2b5c9e0d4f17"

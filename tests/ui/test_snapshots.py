@@ -95,25 +95,27 @@ def test_sources(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
 def test_fleet(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
-    from tests.ui.appkit import store_fleet
+    from tests.ui.appkit import store_devices, store_fleet
 
     store_fleet(tmp_path / "cache.db")
+    store_devices(tmp_path / "cache.db")
     assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=keys("4"))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
 def test_node(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
-    from tests.ui.appkit import store_fleet
+    from tests.ui.appkit import store_devices, store_fleet
 
     db = tmp_path / "cache.db"
     for minutes in (600, 300, 120, 60, 30, 10):
         store_fleet(db, at=NOW - timedelta(minutes=minutes))
+    store_devices(db)
 
     async def run_before(pilot: Pilot) -> None:
         await settle(pilot)
         await pilot.press("4")
         await settle(pilot)
-        pilot.app.screen.query_one("#fleet-table").move_cursor_to("exporter/gpu-02")
+        pilot.app.screen.query_one("#fleet-table").move_cursor_to("exporter/gpu-01")
         await pilot.press("enter")
         await settle(pilot)
 
