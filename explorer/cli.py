@@ -398,6 +398,11 @@ def config_path(ctx: click.Context, **globals_: Any) -> None:
     click.echo(f"log       {glob.log_file or default_log_path()}")
 
 
+from explorer.db_cli import db as db_group  # noqa: E402 - it builds on the helpers above
+
+cli.add_command(db_group)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="depin-explorer")

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from cache.retention import RetentionPolicy
 from sources.coingecko import root_for_plan
 
 
@@ -220,6 +221,37 @@ class CacheConfig(_Section):
     path: Path | None = None
 
 
+class RetentionConfig(_Section):
+    """``[retention]``: how long each resolution of the history is kept (docs/retention.md)."""
+
+    enabled: bool = True
+    """Let the writer (the poller of a TUI, or a collector) apply it on its own."""
+    interval: float = Field(default=3600.0, ge=60)
+    """Seconds between automatic runs."""
+    raw_days: float = Field(default=7.0, ge=1)
+    minute_days: float = Field(default=30.0, ge=1)
+    hour_days: float = Field(default=400.0, ge=1)
+    day_days: float | Literal["forever"] = "forever"
+    snapshot_full_days: float = Field(default=1.0, gt=0)
+    snapshot_hourly_days: float = Field(default=90.0, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RetentionConfig:
+        self.policy()  # ValueError names the key that is out of order
+        return self
+
+    def policy(self) -> RetentionPolicy:
+        """The cache's retention policy for these settings."""
+        return RetentionPolicy(
+            raw_days=self.raw_days,
+            minute_days=self.minute_days,
+            hour_days=self.hour_days,
+            day_days=None if self.day_days == "forever" else self.day_days,
+            snapshot_full_days=self.snapshot_full_days,
+            snapshot_hourly_days=self.snapshot_hourly_days,
+        )
+
+
 class UiConfig(_Section):
     """``[ui]``: look and feel."""
 
@@ -233,6 +265,7 @@ class Config(_Section):
     sources: SourcesConfig = SourcesConfig()
     fleet: FleetConfig = FleetConfig()
     cache: CacheConfig = CacheConfig()
+    retention: RetentionConfig = RetentionConfig()
     ui: UiConfig = UiConfig()
     keys: dict[str, str] = Field(default_factory=dict)
     """Binding id -> keys, e.g. ``"rankings.filter" = "slash,ctrl+f"``."""
@@ -368,6 +401,14 @@ enabled = true        # this machine, with zero config
 
 [cache]
 # path = "/var/lib/depin-explorer/depin-explorer.db"
+
+[retention]           # applied by the writer only (docs/retention.md)
+raw_days = 7          # fleet samples as polled; then rolled up:
+minute_days = 30      # 1-minute means
+hour_days = 400       # 1-hour means
+day_days = "forever"  # 1-day means ("forever" or a number of days)
+snapshot_full_days = 1      # rankings and network polls: every poll, then one an hour
+snapshot_hourly_days = 90   # then one a day (for day_days)
 
 [ui]
 start_screen = "overview"   # or "rankings"
