@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cache import rollup
 from cache.db import iso, parse_iso
@@ -101,11 +101,11 @@ def _poll(row: sqlite3.Row) -> PollInfo:
     )
 
 
-def _coin(row: sqlite3.Row) -> CoinRow:
+def _coin(row: sqlite3.Row, sparkline: str | None = None) -> CoinRow:
     spark: tuple[float | None, ...] = ()
-    if row["sparkline_7d"]:
+    if text := sparkline or row["sparkline_7d"]:
         try:
-            spark = tuple(json.loads(row["sparkline_7d"]))
+            spark = tuple(json.loads(text))
         except ValueError:
             spark = ()
     return CoinRow(
@@ -142,12 +142,17 @@ def latest_rankings(conn: sqlite3.Connection, at: datetime | None = None) -> Ran
     poll = latest_rankings_poll(conn, at)
     if poll is None:
         return None
+    # Retention keeps a sparkline on one snapshot an hour (cache/retention.py): a snapshot
+    # without one shows the newest earlier one of its source, from at most a day before.
     rows = conn.execute(
-        "SELECT * FROM market WHERE poll_id = ? "
+        "SELECT m.*, COALESCE(m.sparkline_7d, (SELECT e.sparkline_7d FROM market e "
+        "  JOIN polls p ON p.id = e.poll_id WHERE e.coin_id = m.coin_id AND e.poll_id < m.poll_id"
+        "  AND e.sparkline_7d IS NOT NULL AND p.source = ? AND p.finished_at >= ? "
+        "  ORDER BY e.poll_id DESC LIMIT 1)) AS spark FROM market m WHERE m.poll_id = ? "
         "ORDER BY market_cap_usd IS NULL, market_cap_usd DESC, name",
-        (poll.id,),
+        (poll.source, iso(poll.finished_at - timedelta(days=1)), poll.id),
     ).fetchall()
-    return Rankings(poll=poll, coins=[_coin(row) for row in rows])
+    return Rankings(poll=poll, coins=[_coin(row, row["spark"]) for row in rows])
 
 
 def coin_history(

@@ -231,6 +231,13 @@ def test_snapshots_are_thinned_per_hour_then_per_day(conn: sqlite3.Connection) -
     assert len(spark) == 24 + 1
     rankings = latest_rankings(conn, at=NOW - timedelta(hours=5, minutes=25))
     assert rankings is not None and rankings.coins[0].price_usd == 1.0
+    # that snapshot lost its sparkline; the one of the hour before stands in for it
+    spark_at = {r[0] for r in spark}
+    assert iso(rankings.poll.finished_at) not in spark_at
+    assert rankings.coins[0].sparkline_7d == (1.0, 2.0)
+    # past snapshot_hourly_days sparklines are gone: none, rather than a stale one
+    old = latest_rankings(conn, at=T0 + timedelta(days=2, hours=23, minutes=55))
+    assert old is not None and old.poll.source == "coingecko" and old.coins[0].sparkline_7d == ()
 
 
 @pytest.mark.parametrize(
