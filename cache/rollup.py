@@ -138,6 +138,15 @@ def choose_resolution(conn: sqlite3.Connection, node: str, kind: str, since: dat
 Series = list[tuple[datetime, dict[str, float | int | None]]]
 
 
+def _first_poll_id(conn: sqlite3.Connection, since: datetime) -> int:
+    # Poll ids grow with time: start a node's index range near ``since`` instead of at its first
+    # sample (a minute early, for polls that committed slightly out of time order).
+    row = conn.execute(
+        "SELECT MIN(id) FROM polls WHERE finished_at >= ?", (iso(since - timedelta(minutes=1)),)
+    ).fetchone()
+    return int(row[0] or 0)
+
+
 def raw_history(
     conn: sqlite3.Connection,
     node: str,
@@ -148,16 +157,12 @@ def raw_history(
 ) -> Series:
     """Raw samples of one node from ``since`` up to poll ``bound_poll_id``, oldest first."""
     cols = ", ".join(f"s.{f}" for f in fields)
-    # Poll ids grow with time: start the index range near ``since`` instead of at the node's
-    # first sample (a minute early, for polls that committed slightly out of time order).
-    low = conn.execute(
-        "SELECT MIN(id) FROM polls WHERE finished_at >= ?", (iso(since - timedelta(minutes=1)),)
-    ).fetchone()[0]
+    low = _first_poll_id(conn, since)
     rows = conn.execute(
         f"SELECT p.finished_at, s.up, {cols} FROM node_samples s "
         "JOIN polls p ON p.id = s.poll_id WHERE s.node = ? AND s.source_kind = ? "
         "AND s.poll_id >= ? AND s.poll_id <= ? AND p.finished_at >= ? ORDER BY s.poll_id",
-        (node, kind, low or 0, bound_poll_id, iso(since)),
+        (node, kind, low, bound_poll_id, iso(since)),
     ).fetchall()
     return [(parse_iso(r[0]), dict(zip(fields, r[2:], strict=True))) for r in rows]
 
@@ -192,10 +197,11 @@ def rollup_history(
     tail = conn.execute(
         raw_aggregate_sql(
             resolution,
-            "s.node = ? AND s.source_kind = ? AND s.poll_id <= ? AND p.finished_at >= ?",
+            "s.node = ? AND s.source_kind = ? AND s.poll_id >= ? AND s.poll_id <= ? "
+            "AND p.finished_at >= ?",
         )
         + " ORDER BY b",
-        (node, kind, bound_poll_id, iso(tail_from)),
+        (node, kind, _first_poll_id(conn, tail_from), bound_poll_id, iso(tail_from)),
     ).fetchall()
     for r in tail:
         start = parse_iso(r[3])
