@@ -1,0 +1,437 @@
+"""Generate the realistic cache the budgets are measured on.
+
+Run from the repository root with the project's virtualenv:
+
+    .venv/bin/python benchmarks/realistic_cache.py [--force] [--path FILE]
+
+What a cache looks like after a season of use (DESIGN.md, performance budgets):
+
+- the fleet: 500 nodes (60 % with GPUs) scraped every minute for 7 days: 10,080 polls and
+  about 5 million ``node_samples`` rows, each with its counter totals, as the poller stores them;
+- hourly rollups of those nodes for 90 days in ``node_rollups`` when the cache has that table
+  (filled column by column from its schema, so it follows the migration that adds it);
+- rankings: 250 coins every hour for 90 days (2,160 polls, 540,000 ``market`` rows with 7-day
+  sparklines); the four public networks every hour for 90 days (``network_stats``).
+
+The schema comes from ``cache.db.open_writer``; rows are bulk-inserted with ``executemany`` in one
+transaction with the journal off, and the file is put back in WAL mode at the end. A JSON file
+beside the cache records the generator version, the schema version and the last sample time, and
+an existing cache is reused while all three still hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import DATA_DIR  # noqa: E402
+from cache.db import SCHEMA_VERSION, iso, open_writer  # noqa: E402
+from sources.models import NODE_VALUE_FIELDS  # noqa: E402
+
+GENERATOR_VERSION = 2
+NODES = 500
+RAW_DAYS = 7
+ROLLUP_DAYS = 90
+COINS = 250
+NETWORKS = {
+    "ionet": ("io.net", ["devices", "gpus", "gpus_available", "clusters", "utilization"]),
+    "akash": ("akash", ["providers", "gpus", "gpus_leased", "leases", "spend_usd_day"]),
+    "filecoin": ("filecoin", ["miners", "power_eib", "price_usd"]),
+    "helium": ("helium", ["iot_hotspots", "mobile_hotspots"]),
+}
+NODE_NETWORKS = ["io.net", "akash", "nosana", "render", "grass"]
+DEFAULT_PATH = DATA_DIR / "realistic.db"
+BATCH = 50_000
+
+
+@dataclass(frozen=True)
+class Info:
+    """What the sidecar JSON records: enough to reuse a cache and to query it "as of" its end."""
+
+    path: Path
+    end: datetime
+    node_samples: int
+    rollups: int
+    rollup_table: bool
+
+
+def node_name(index: int) -> str:
+    return f"node-{index:04d}"
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def load_info(path: Path = DEFAULT_PATH) -> Info | None:
+    """The recorded generation of ``path`` if it is current, else None."""
+    try:
+        meta = json.loads(_sidecar(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if (
+        meta.get("generator") != GENERATOR_VERSION
+        or meta.get("schema_version") != SCHEMA_VERSION
+        or not path.exists()
+        or path.stat().st_size != meta.get("size")
+    ):
+        return None
+    return Info(
+        path,
+        datetime.fromisoformat(meta["end"]),
+        meta["node_samples"],
+        meta["rollups"],
+        meta["rollup_table"],
+    )
+
+
+def ensure(path: Path = DEFAULT_PATH, force: bool = False) -> Info:
+    """Generate the cache unless a current one is already there."""
+    info = None if force else load_info(path)
+    return info if info is not None else generate(path)
+
+
+@dataclass
+class _Node:
+    name: str
+    network: str
+    gpus: int | None
+    cpu: float
+    mem: float
+    disk: float
+    uptime0: float
+    power: float
+
+
+def _nodes(rng: random.Random) -> list[_Node]:
+    out = []
+    for i in range(NODES):
+        gpus = rng.choice([1, 1, 2, 4, 8]) if rng.random() < 0.6 else None
+        out.append(
+            _Node(
+                node_name(i),
+                rng.choice(NODE_NETWORKS),
+                gpus,
+                rng.uniform(5, 90),
+                rng.uniform(20, 90),
+                rng.uniform(10, 95),
+                rng.uniform(3600, 60 * 86400),
+                rng.uniform(80, 350),
+            )
+        )
+    return out
+
+
+def _sample_rows(
+    poll_id: int, at: float, start: float, nodes: list[_Node], rng: random.Random
+) -> Iterator[tuple[object, ...]]:
+    # One poll's rows in the column order of node_samples (migration 3).
+    wave = math.sin(at / 3600.0)
+    for index, n in enumerate(nodes):
+        if rng.random() < 0.005:
+            yield (
+                poll_id,
+                n.name,
+                "exporter",
+                0,
+                "connect: connection refused",
+                *([None] * len(NODE_VALUE_FIELDS)),
+                None,
+            )
+            continue
+        cpu = min(100.0, max(0.0, n.cpu + 10 * wave + rng.uniform(-5, 5)))
+        util = None if n.gpus is None else min(100.0, max(0.0, cpu + rng.uniform(-20, 20)))
+        uptime = n.uptime0 + at - start
+        counters = (
+            f'{{"at":{at:.3f},"cpu_idle_s":{uptime * 2 * (1 - cpu / 100):.2f},'
+            f'"cpu_total_s":{uptime * 2:.2f},"net_rx_bytes":{int(uptime * 9e4 + index)},'
+            f'"net_tx_bytes":{int(uptime * 4e4 + index)}}}'
+        )
+        yield (
+            poll_id,
+            n.name,
+            "exporter",
+            1,
+            None,
+            round(cpu, 2),
+            round(n.mem + rng.uniform(-3, 3), 2),
+            round(n.disk, 2),
+            round(cpu / 50, 2),
+            round(uptime, 0),
+            round(rng.uniform(1e4, 1e7), 0),
+            round(rng.uniform(1e4, 5e6), 0),
+            n.gpus,
+            None if util is None else round(util, 1),
+            None if util is None else round(45 + util * 0.35 + rng.uniform(-2, 2), 1),
+            None if util is None else round(n.power * (0.3 + util / 140) * (n.gpus or 1), 0),
+            None if util is None else round(util * 0.8, 1),
+            counters,
+        )
+
+
+def _rollup_row(
+    resolution: int, node: _Node, bucket: datetime, rng: random.Random
+) -> tuple[object, ...]:
+    # cache.rollup.ROLLUP_COLUMNS order: a bucket's counts, the means, the hottest GPU.
+    samples = resolution // 60
+    cpu = rng.uniform(max(0.0, node.cpu - 10), min(100.0, node.cpu + 10))
+    util = None if node.gpus is None else min(100.0, cpu + rng.uniform(-15, 15))
+    temp = None if util is None else 45 + util * 0.35
+    return (
+        resolution,
+        node.name,
+        "exporter",
+        iso(bucket),
+        samples,
+        samples,
+        round(cpu, 2),
+        round(node.mem, 2),
+        round(node.disk, 2),
+        round(cpu / 50, 2),
+        round(node.uptime0, 0),
+        round(rng.uniform(1e4, 1e7), 0),
+        round(rng.uniform(1e4, 5e6), 0),
+        node.gpus,
+        None if util is None else round(util, 1),
+        None if temp is None else round(temp, 1),
+        None if util is None else round(node.power * (0.3 + util / 140) * (node.gpus or 1), 0),
+        None if util is None else round(util * 0.8, 1),
+        None if temp is None else round(temp + rng.uniform(0, 6), 1),
+    )
+
+
+def _spark(rng: random.Random, price: float) -> str:
+    points = []
+    for _ in range(168):
+        price *= 1 + rng.uniform(-0.01, 0.01)
+        points.append(round(price, 6))
+    return json.dumps(points, separators=(",", ":"))
+
+
+def _rollup_support() -> tuple[str, dict[str, str]] | None:
+    """The rollup insert and retention's progress keys, when this checkout has rollups."""
+    try:
+        from cache import rollup
+    except ImportError:
+        return None
+    keys: dict[str, str] = {}
+    try:
+        from cache import retention
+
+        keys = {
+            "hours": retention._WATERMARK[3600],
+            "days": retention._WATERMARK[86400],
+            "raw": retention._RAW_WATERMARK,
+        }
+    except (ImportError, AttributeError, KeyError):
+        pass  # no retention yet: rollups without its progress marks
+    return rollup.INSERT_ROLLUP, keys
+
+
+def _floor(moment: datetime, seconds: int) -> datetime:
+    stamp = int(moment.timestamp()) // seconds * seconds
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+def generate(path: Path) -> Info:
+    """Write a fresh realistic cache at ``path`` (replacing any) and its sidecar."""
+    started = time.perf_counter()
+    for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), _sidecar(path)):
+        stale.unlink(missing_ok=True)
+    rng = random.Random(8)
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    # Raw samples reach an hour past 7 days, as they do between two retention runs, so a 7-day
+    # query is answered from raw samples (1-minute steps).
+    raw_start = end - timedelta(days=RAW_DAYS, hours=1)
+    long_start = _floor(end - timedelta(days=ROLLUP_DAYS), 3600)
+    nodes = _nodes(rng)
+
+    conn = open_writer(path)  # the app's own schema, every migration applied
+    conn.execute("PRAGMA journal_mode = OFF")  # a generated file: no crash safety needed
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -1000000")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    support = _rollup_support() if "node_rollups" in tables else None
+
+    # Every poll in time order, so poll ids grow with finish time as the app relies on.
+    events: list[tuple[datetime, str]] = []
+    moment = raw_start
+    while moment <= end:
+        events.append((moment, "fleet"))
+        moment += timedelta(minutes=1)
+    moment = long_start
+    while moment <= end:
+        events.extend((moment, source) for source in ("coingecko", *NETWORKS))
+        moment += timedelta(hours=1)
+    events.sort(key=lambda e: e[0])
+
+    coin_base = [
+        (f"coin-{i:03d}", 10 ** rng.uniform(-3, 3), 10 ** rng.uniform(6, 10)) for i in range(COINS)
+    ]
+    sparks = [[_spark(rng, price) for _ in range(4)] for _, price, _ in coin_base]
+    values = ",".join("?" * (6 + len(NODE_VALUE_FIELDS)))
+    sql = {
+        "samples": f"INSERT INTO node_samples VALUES ({values})",
+        "market": "INSERT INTO market VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "stats": "INSERT INTO network_stats VALUES (?,?,?,?,?,?)",
+    }
+    pending: dict[str, list[tuple[object, ...]]] = {kind: [] for kind in sql}
+
+    def flush(kind: str, force: bool = False) -> None:
+        if pending[kind] and (force or len(pending[kind]) >= BATCH):
+            conn.executemany(sql[kind], pending[kind])
+            pending[kind].clear()
+
+    sample_count = 0
+    first_fleet = last_fleet = 0
+    day_ago = end - timedelta(days=1)
+    conn.execute("BEGIN")
+    for poll_id, (moment, source) in enumerate(events, start=1):
+        finished = moment + timedelta(seconds=2)
+        items = NODES if source == "fleet" else COINS if source == "coingecko" else 5
+        conn.execute(
+            "INSERT INTO polls (id, source, started_at, finished_at, data_at, status, latency_ms, "
+            "items) VALUES (?,?,?,?,?,'ok',?,?)",
+            (poll_id, source, iso(moment), iso(finished), iso(moment), 2000.0, items),
+        )
+        stamp = moment.timestamp()
+        if source == "fleet":
+            first_fleet = first_fleet or poll_id
+            last_fleet = poll_id
+            rows = list(_sample_rows(poll_id, stamp, raw_start.timestamp(), nodes, rng))
+            sample_count += len(rows)
+            pending["samples"].extend(rows)
+            flush("samples")
+        elif source == "coingecko":
+            hour = int(stamp // 3600)
+            drift = 1 + 0.05 * math.sin(hour / 24)
+            # Retention keeps the 7-day sparkline on every snapshot of the last day, then on
+            # one a day: the rest carry none.
+            keep_spark = moment >= day_ago or moment.hour == 0
+            for rank, (coin, price, cap) in enumerate(coin_base, start=1):
+                pending["market"].append(
+                    (
+                        poll_id,
+                        coin,
+                        coin[-3:].upper(),
+                        f"Coin {coin}",
+                        rank,
+                        price * drift,
+                        cap * drift,
+                        cap * 0.05,
+                        cap * 1.4,
+                        rng.uniform(-12, 12),
+                        rng.uniform(-30, 30),
+                        rng.uniform(-60, 60),
+                        sparks[rank - 1][(hour // 24) % 4] if keep_spark else None,
+                        "depin",
+                        None,
+                        iso(moment),
+                    )
+                )
+            flush("market")
+        else:
+            network, metrics = NETWORKS[source]
+            for metric in metrics:
+                pending["stats"].append(
+                    (poll_id, network, metric, rng.uniform(1, 1e5), "", f"/{metric}")
+                )
+            flush("stats")
+    for kind in pending:
+        flush(kind, force=True)
+
+    labels = [
+        (
+            n.name,
+            "exporter",
+            n.network,
+            json.dumps({"network": n.network, "region": f"r{i % 7}"}, sort_keys=True),
+            first_fleet,
+            last_fleet,
+        )
+        for i, n in enumerate(nodes)
+    ]
+    conn.executemany("INSERT INTO nodes VALUES (?,?,?,?,?,?)", labels)
+
+    rollups = 0
+    if support is not None:
+        insert, keys = support
+        # Hours and days that are over, for 90 days (retention rolls hours from raw samples as
+        # soon as they are over, days from hours). Minute rollups exist only past the raw week
+        # and are not part of the budget's cache.
+        for resolution in (3600, 86400):
+            closed = _floor(end, resolution)
+            bucket = _floor(long_start, resolution)
+            batch: list[tuple[object, ...]] = []
+            while bucket < closed:
+                batch.extend(_rollup_row(resolution, n, bucket, rng) for n in nodes)
+                bucket += timedelta(seconds=resolution)
+            conn.executemany(insert, batch)
+            rollups += len(batch)
+        marks = {
+            "hours": iso(_floor(end, 3600)),
+            "days": iso(_floor(end, 86400)),
+            "raw": iso(raw_start),
+        }
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [(keys[name], value) for name, value in marks.items() if name in keys],
+        )
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA journal_mode = WAL")  # as the app leaves it
+    conn.close()
+
+    info = Info(path, end, sample_count, rollups, support is not None)
+    _sidecar(path).write_text(
+        json.dumps(
+            {
+                "generator": GENERATOR_VERSION,
+                "schema_version": SCHEMA_VERSION,
+                "end": end.isoformat(),
+                "node_samples": sample_count,
+                "rollups": rollups,
+                "rollup_table": support is not None,
+                "size": path.stat().st_size,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+    )
+    return info
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--path", type=Path, default=DEFAULT_PATH)
+    parser.add_argument("--force", action="store_true", help="regenerate even if current")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    reused = not args.force and load_info(args.path) is not None
+    info = ensure(args.path, force=args.force)
+    size_mb = info.path.stat().st_size / 2**20
+    print(
+        f"realistic cache {'reused' if reused else 'generated'} in "
+        f"{time.perf_counter() - started:.1f} s: {info.path} ({size_mb:,.0f} MiB), "
+        f"{info.node_samples:,} node_samples rows ({NODES} nodes x {RAW_DAYS} days x 1 min), "
+        f"{COINS} coins and 4 networks hourly for {ROLLUP_DAYS} days, "
+        + (
+            f"{info.rollups:,} node_rollups rows (hourly and daily)"
+            if info.rollup_table
+            else "no node_rollups table in this schema (no rollups generated)"
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
