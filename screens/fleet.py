@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from rich.text import Text
@@ -18,7 +17,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Input, Static
 
-from cache.queries import NodeRow, PollInfo, latest_fleet, latest_good_poll
+from cache.db import parse_iso
+from cache.fleet import fleet_rows
+from cache.queries import PollInfo, latest_good_poll
 from cache.rewards import rewards_by_node
 from screens.base import CacheScreen
 from screens.host import host
@@ -89,20 +90,12 @@ FILTER_COLUMNS = ("node", "network", "source")
 class FleetData:
     """The latest sample of every (source, node), already laid out as table rows."""
 
-    nodes: dict[str, NodeRow]
     rows: list[tuple[object, ...]]
     keys: list[str]
     label_keys: list[str]
     """Every label key the nodes carry, for grouping by any label."""
     group_label: str | None = None
     """The label whose values the rows carry in an extra last column, when grouping by it."""
-
-
-def status_of(node: NodeRow, now: datetime, interval: float) -> str:
-    """up, down, or stale when its last sample is older than two intervals."""
-    if not node.up:
-        return "down"
-    return "stale" if (now - node.fetched_at).total_seconds() > 2 * interval else "up"
 
 
 class FleetScreen(CacheScreen):
@@ -140,7 +133,6 @@ class FleetScreen(CacheScreen):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.nodes: dict[str, NodeRow] = {}
         self.sort_key = "status"
         self.descending = False
         self.group: str | None = None
@@ -164,50 +156,70 @@ class FleetScreen(CacheScreen):
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """The latest sample of every (source, node), laid out as rows.
 
-        Built here in the worker thread, so a large fleet costs the UI thread only the table's
-        own update.
+        Built here in the worker thread from flat tuples (no per-node objects), so a large fleet
+        costs the UI thread only the table's own update.
         """
         app = host(self)
         now = app.now()
         group_label = self.group if self.group not in GROUPS else None
+        fleet = fleet_rows(conn, label=group_label)
         rewards = rewards_by_node(conn, now)
-        rows, keys, nodes = [], [], {}
-        label_keys: set[str] = set()
-        for node in latest_fleet(conn):
-            label_keys.update(node.labels)
-            reward = rewards.get(node.node)
-            interval = app.source_interval(_poll_name(node.source_kind))
-            v = node.values
-            rows.append(
-                (
-                    node.node,
-                    node.network,
-                    status_of(node, now, interval),
-                    v["cpu_pct"],
-                    v["mem_pct"],
-                    v["disk_pct"],
-                    v["gpu_util_pct"],
-                    v["gpu_temp_c"],
-                    v["gpu_power_w"],
-                    v["uptime_s"],
-                    (now - node.fetched_at).total_seconds(),
-                    reward[0] if reward else None,
-                    node.source_kind,
-                    *((node.labels.get(group_label),) if group_label else ()),
-                )
+        stale_after = {
+            kind: 2 * app.source_interval(_poll_name(kind))
+            for kind in ("exporter", "promql", "local")
+        }
+        ages: dict[str, float] = {}
+        rows, keys = [], []
+        for (
+            node,
+            kind,
+            network,
+            up,
+            cpu,
+            mem,
+            disk,
+            gpu,
+            temp,
+            watts,
+            uptime,
+            at,
+            label,
+        ) in fleet.rows:
+            seen = ages.get(at)  # type: ignore[call-overload]
+            if seen is None:
+                seen = ages[at] = (now - parse_iso(at)).total_seconds()  # type: ignore[arg-type,index]
+            if not up:
+                status = "down"
+            elif seen > stale_after.get(kind, 2 * 120.0):  # type: ignore[call-overload]
+                status = "stale"
+            else:
+                status = "up"
+            reward = rewards.get(node)  # type: ignore[call-overload]
+            row = (
+                node,
+                network,
+                status,
+                cpu,
+                mem,
+                disk,
+                gpu,
+                temp,
+                watts,
+                uptime,
+                seen,
+                reward[0] if reward else None,
+                kind,
             )
-            key = f"{node.source_kind}/{node.node}"
-            keys.append(key)
-            nodes[key] = node
-        labels = sorted(label_keys - {g for g in GROUPS if g})
-        data = FleetData(nodes, rows, keys, labels, group_label)
+            rows.append((*row, label) if group_label else row)
+            keys.append(f"{kind}/{node}")
+        labels = [k for k in fleet.label_keys if k not in GROUPS]
+        data = FleetData(rows, keys, labels, group_label)
         return data, latest_good_poll(conn, FLEET_SOURCES)
 
     def render_data(self, data: Any) -> None:
         """Hand rows to the table (only changed lines repaint) and update the summary."""
-        data = data or FleetData({}, [], [], [])
+        data = data or FleetData([], [], [])
         rows, keys = data.rows, data.keys
-        self.nodes = data.nodes
         self.label_keys = data.label_keys
         table = self.query_one(FleetTable)
         columns = fleet_columns(host(self).thresholds())
@@ -219,6 +231,7 @@ class FleetScreen(CacheScreen):
             table.set_rows(columns, rows, keys)
             if not self._columns_set:
                 table.sort_by(self.sort_key, self.descending)
+                self._to_top(table)  # not wherever row 0 went
                 self._columns_set = True
         else:
             table.update_rows(rows, keys)
@@ -226,6 +239,7 @@ class FleetScreen(CacheScreen):
         if data.group_label == self.group or self.group in GROUPS:
             if table.group_key != wanted:
                 table.group_by(wanted)
+                self._to_top(table)
         self._rows = rows
         self._summary(rows)
 
@@ -235,13 +249,13 @@ class FleetScreen(CacheScreen):
         watts = [r[8] for r in rows if isinstance(r[8], int | float)]
         earned = [r[11] for r in rows if isinstance(r[11], int | float)]
         line = Text()
-        line.append(f"{len(rows)} node{'' if len(rows) == 1 else 's'}  ", style="bold")
-        line.append(f"▲ {states.count('up')} up  ", style="green")
+        line.append(f"{len(rows):,} node{'' if len(rows) == 1 else 's'}  ", style="bold")
+        line.append(f"▲ {states.count('up'):,} up  ", style="green")
         line.append(
-            f"▼ {states.count('down')} down  ", style="bold red" if "down" in states else ""
+            f"▼ {states.count('down'):,} down  ", style="bold red" if "down" in states else ""
         )
         line.append(
-            f"◌ {states.count('stale')} stale  ", style="bold yellow" if "stale" in states else ""
+            f"◌ {states.count('stale'):,} stale  ", style="bold yellow" if "stale" in states else ""
         )
         line.append(f"CPU {sum(cpus) / len(cpus):.0f}% mean  " if cpus else "CPU —  ")
         line.append(f"{sum(watts):,.0f} W GPU power" if watts else "GPU power —")
@@ -281,16 +295,29 @@ class FleetScreen(CacheScreen):
         """Sort by the next column."""
         self.sort_key = COLUMN_KEYS[(COLUMN_KEYS.index(self.sort_key) + 1) % len(COLUMN_KEYS)]
         self.descending = self.sort_key not in ("node", "network", "status", "source")
-        self.query_one(FleetTable).sort_by(self.sort_key, self.descending)
+        self._sort()
 
     def action_sort_reverse(self) -> None:
         """Reverse the sort order."""
         self.descending = not self.descending
-        self.query_one(FleetTable).sort_by(self.sort_key, self.descending)
+        self._sort()
+
+    def _sort(self) -> None:
+        table = self.query_one(FleetTable)
+        table.sort_by(self.sort_key, self.descending)
+        self._to_top(table)
+
+    @staticmethod
+    def _to_top(table: FleetTable) -> None:
+        """A new order is read from the top ("which node is hottest?"), so the cursor goes there."""
+        first = table.visible_keys(0, 1)
+        if first:
+            table.move_cursor_to(first[0])
 
     @on(FleetTable.SortChanged)
     def _sorted(self, event: FleetTable.SortChanged) -> None:
         self.sort_key, self.descending = event.column_key, event.descending
+        self._to_top(event.control)
 
     def action_group_next(self) -> None:
         """No grouping → network → source → each node label key → none."""
@@ -300,6 +327,7 @@ class FleetScreen(CacheScreen):
         table = self.query_one(FleetTable)
         if self.group in GROUPS:
             table.group_by(self.group)
+            self._to_top(table)
             if table.columns and table.columns[-1].key == LABEL_COLUMN:
                 self.reload()  # drop the label column
         else:
@@ -308,9 +336,8 @@ class FleetScreen(CacheScreen):
 
     @on(FleetTable.RowSelected)
     def _open_node(self, event: FleetTable.RowSelected) -> None:
-        node = self.nodes.get(event.key)
-        if node is not None:
-            self.app.push_screen(NodeScreen(node))
+        kind, _, node = event.key.partition("/")  # a source kind never contains "/"
+        self.app.push_screen(NodeScreen(node, kind))
 
 
 def _poll_name(source_kind: str) -> str:

@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Sparkline, Static
 
+from cache.fleet import node_row
 from cache.queries import NodeRow, PollInfo, latest_good_poll, node_history
 from cache.rewards import DeviceRow, RewardRow, latest_devices, reward_rows
 from screens.base import CacheScreen
@@ -50,6 +51,8 @@ def _thin(points: list[float]) -> list[float]:
 class NodeData:
     """What the Node screen shows: samples over the range, io.net status and rewards."""
 
+    node: NodeRow | None
+    """The node's latest sample in full; None when the cache no longer holds it."""
     history: list[tuple[datetime, dict[str, float | int | None]]]
     device: DeviceRow | None
     rewards: list[RewardRow]
@@ -97,9 +100,12 @@ class NodeScreen(CacheScreen):
         ),
     ]
 
-    def __init__(self, node: NodeRow, **kwargs: Any) -> None:
+    def __init__(self, node: str, source_kind: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.node = node
+        self.node_name = node
+        self.source_kind = source_kind
+        self.node: NodeRow | None = None
+        """Read with the charts, so opening a node out of 100,000 reads only that one."""
         self.range_index = 1
 
     def compose(self) -> ComposeResult:
@@ -128,14 +134,15 @@ class NodeScreen(CacheScreen):
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """The node's samples over the chosen range."""
         since = host(self).now() - RANGES[self.range_index][1]
+        node = node_row(conn, self.node_name, self.source_kind)
         history = node_history(
             conn,
-            self.node.node,
-            self.node.source_kind,
+            self.node_name,
+            self.source_kind,
             since,
             fields=tuple(f for f, _, _ in CHARTS),
         )
-        device = _device_for(self.node, latest_devices(conn))
+        device = _device_for(node, latest_devices(conn)) if node else None
         rewards = []
         if device is not None:
             rewards = [
@@ -143,14 +150,19 @@ class NodeScreen(CacheScreen):
                 for r in reward_rows(conn, at=host(self).now(), since=since)
                 if r.device_id == device.device_id
             ]
-        return NodeData(history, device, rewards), latest_good_poll(conn, self.SOURCES)
+        return NodeData(node, history, device, rewards), latest_good_poll(conn, self.SOURCES)
 
     def render_data(self, data: Any) -> None:
         """Title, labels and charts; a figure with fewer than two points is said, not drawn."""
-        data = data or NodeData([], None, [])
+        data = data or NodeData(None, [], None, [])
         history = data.history
-        node = self.node
-        self._render_ionet(data)
+        node = self.node = data.node
+        if node is None:
+            self.query_one("#node-title", Static).update(
+                Text.assemble(text(self.node_name, "bold", 80), "  no sample stored")
+            )
+            return
+        self._render_ionet(data, node)
         title = Text.assemble(text(node.node, "bold", 80), f"  ({node.source_kind})  ")
         title.append("up" if node.up else "down", style="green" if node.up else "bold red")
         title.append(f"  ·  range {RANGES[self.range_index][0]} (] [ to change)", style="dim")
@@ -183,12 +195,12 @@ class NodeScreen(CacheScreen):
                 heading.append("   —  (not reported by this node)", style="dim")
             self.query_one(f"#chart-title-{field}", Static).update(heading)
 
-    def _render_ionet(self, data: NodeData) -> None:
+    def _render_ionet(self, data: NodeData, node: NodeRow) -> None:
         """io.net status, earnings and the rewards of the chart range, when the node has any."""
         box = self.query_one("#node-ionet", Static)
         chart = self.query_one("#chart-rewards", Sparkline)
         device = data.device
-        box.display = device is not None or "device_id" in self.node.labels
+        box.display = device is not None or "device_id" in node.labels
         chart.display = len(data.rewards) >= 2
         if device is None:
             box.update(Text("io.net: no device status stored yet", style="dim"))

@@ -108,3 +108,43 @@ def test_storing_a_1000_node_poll_is_one_transaction(tmp_path: Path) -> None:
     conn = open_reader(db)
     assert conn.execute("SELECT items FROM polls WHERE id = ?", (poll_id,)).fetchone()[0] == 1000
     assert len(latest_fleet(conn)) == 1000
+
+
+def test_fleet_rows_live_and_as_of_agree_with_latest_fleet(tmp_path: Path) -> None:
+    from cache.fleet import FLEET_FIGURES, fleet_rows, node_row
+
+    db = tmp_path / "c.db"
+    odd = NodeSample(
+        node="b-odd",
+        source_kind="promql",
+        up=True,
+        labels={'we"ird.key': "x", "rack": "7"},
+        cpu_pct=3.0,
+    )
+    put(db, T0, node("c", cpu_pct=10.0), odd)
+    put(
+        db,
+        T0 + timedelta(seconds=15),
+        node("a", up=False, error="refused"),
+        node("c", cpu_pct=20.0),
+    )
+    conn = open_reader(db)
+    live = fleet_rows(conn)
+    assert [r[0] for r in live.rows] == ["a", "b-odd", "c"]  # node order, no sort step needed
+    assert live.label_keys == ["device_id", "network", "rack", 'we"ird.key']
+    by_node = {r[0]: r for r in live.rows}
+    full = {n.node: n for n in latest_fleet(conn)}
+    for name, row in by_node.items():
+        assert row[3] == full[name].up
+        assert list(row[4 : 4 + len(FLEET_FIGURES)]) == [
+            full[name].values[f] for f in FLEET_FIGURES
+        ]
+    earlier = {r[0]: r for r in fleet_rows(conn, at=T0 + timedelta(seconds=5)).rows}
+    assert set(earlier) == {"b-odd", "c"} and earlier["c"][4] == 10.0
+    quoted = {r[0]: r[-1] for r in fleet_rows(conn, label='we"ird.key').rows}
+    assert quoted == {"a": None, "b-odd": "x", "c": None}
+    assert {r[0]: r[-1] for r in fleet_rows(conn, label="rack").rows}["b-odd"] == "7"
+    one = node_row(conn, "a", "exporter")
+    assert one is not None and one.up is False and one.error == "refused"
+    assert node_row(conn, "a", "exporter", at=T0 + timedelta(seconds=5)) is None
+    assert node_row(conn, "nope", "exporter") is None

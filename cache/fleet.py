@@ -1,0 +1,116 @@
+"""The Fleet screen's reads: flat rows for very large fleets, and one node on demand.
+
+:func:`cache.queries.latest_fleet` builds a full :class:`~cache.queries.NodeRow` per node (labels
+parsed, every figure in a dict), which exports need. The Fleet table needs only a few figures per
+node, so :func:`fleet_rows` returns plain tuples of just those, straight from SQLite; the one node
+the operator opens is read in full by :func:`node_row`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+from cache.queries import NODE_COLUMNS, NodeRow, _bound_poll_id, node_from_row
+
+FLEET_FIGURES = (
+    "cpu_pct",
+    "mem_pct",
+    "disk_pct",
+    "gpu_util_pct",
+    "gpu_temp_c",
+    "gpu_power_w",
+    "uptime_s",
+)
+"""The figures of a fleet row, in this order after (node, source_kind, network, up)."""
+
+
+@dataclass(frozen=True)
+class FleetRows:
+    """Every node's latest sample as flat tuples.
+
+    Each row is ``(node, source_kind, network, up, *FLEET_FIGURES, finished_at, label)``:
+    ``finished_at`` is the poll's ISO time text and ``label`` the value of the requested label
+    (None when none was asked for or the node lacks it).
+    """
+
+    rows: list[tuple[object, ...]]
+    label_keys: list[str]
+    """Every label key the nodes carry, sorted."""
+
+
+def fleet_rows(
+    conn: sqlite3.Connection, at: datetime | None = None, label: str | None = None
+) -> FleetRows:
+    """Each (node, source kind) with its most recent sample stored at or before ``at``."""
+    figures = ", ".join(f"s.{f}" for f in FLEET_FIGURES)
+    # the labels JSON only when a label is asked for: it is the widest column
+    head = (
+        f"SELECT s.node, s.source_kind, n.network, s.up, {figures}, p.finished_at, "
+        f"{'n.labels' if label else 'NULL'} "
+    )
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples: sqlite3.Row objects cost more than the query
+    bound = _bound_poll_id(conn, at)
+    newest = conn.execute("SELECT MAX(id) FROM polls").fetchone()[0] or 0
+    if bound >= newest:
+        # Live: each node's newest poll is in `nodes`, no need to group the whole sample table.
+        # CROSS JOIN keeps `nodes` the outer loop, read in its primary key order: rows come
+        # sorted by node without a sort step.
+        rows = cursor.execute(
+            head + "FROM nodes n CROSS JOIN node_samples s ON s.poll_id = n.last_poll_id "
+            "AND s.node = n.node AND s.source_kind = n.source_kind "
+            "JOIN polls p ON p.id = s.poll_id ORDER BY n.node, n.source_kind"
+        ).fetchall()
+    else:
+        rows = cursor.execute(
+            head + "FROM (SELECT node, source_kind, MAX(poll_id) AS poll_id FROM node_samples "
+            "      WHERE poll_id <= ? GROUP BY node, source_kind) latest "
+            "JOIN node_samples s ON s.poll_id = latest.poll_id AND s.node = latest.node "
+            "     AND s.source_kind = latest.source_kind "
+            "JOIN polls p ON p.id = s.poll_id "
+            "LEFT JOIN nodes n ON n.node = s.node AND n.source_kind = s.source_kind "
+            "ORDER BY s.node, s.source_kind",
+            (bound,),
+        ).fetchall()
+    keys: set[str] = set()
+    for (labels,) in conn.execute("SELECT DISTINCT labels FROM nodes"):
+        try:
+            parsed = json.loads(labels or "{}")
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            keys.update(k for k in parsed if isinstance(k, str))
+    if label is None:
+        return FleetRows(rows, sorted(keys))
+    values: dict[str, str | None] = {}  # label sets repeat: parse each distinct one once
+    labelled = []
+    for row in rows:
+        raw = row[-1]
+        if raw not in values:
+            try:
+                parsed = json.loads(raw) if isinstance(raw, str) else {}
+            except ValueError:
+                parsed = {}
+            value = parsed.get(label) if isinstance(parsed, dict) else None
+            values[raw] = None if value is None else str(value)  # type: ignore[index]
+        labelled.append((*row[:-1], values[raw]))  # type: ignore[index]
+    return FleetRows(labelled, sorted(keys))
+
+
+def node_row(
+    conn: sqlite3.Connection, node: str, source_kind: str, at: datetime | None = None
+) -> NodeRow | None:
+    """One node's latest sample in full (labels, error, every figure), as of ``at``."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    row = cursor.execute(
+        f"SELECT {NODE_COLUMNS} FROM node_samples s JOIN polls p ON p.id = s.poll_id "
+        "LEFT JOIN nodes n ON n.node = s.node AND n.source_kind = s.source_kind "
+        "WHERE s.node = ? AND s.source_kind = ? AND s.poll_id <= ? "
+        "ORDER BY s.poll_id DESC LIMIT 1",
+        (node, source_kind, _bound_poll_id(conn, at)),
+    ).fetchone()
+    return node_from_row(row) if row else None
