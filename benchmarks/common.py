@@ -24,7 +24,9 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-APP = BIN / "depin-explorer"
+# The app of this checkout (not whichever one the venv's console script points at), so the
+# benchmarks measure the code beside them: ``python -m explorer`` with PYTHONPATH at the root.
+APP = [sys.executable, "-m", "explorer"]
 GLANCES = BIN / "glances"
 FIXTURE = ROOT / "tests" / "fixtures" / "node_exporter_1.5.0_2cpu.prom"
 SHARED_FIXTURE = ROOT.parent / "shared" / "fixtures" / "node_exporter_1.5.0_2cpu.prom"
@@ -76,6 +78,7 @@ def isolated_env(home: Path) -> dict[str, str]:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         env[f"XDG_{name.upper()}_HOME" if name != "runtime" else "XDG_RUNTIME_DIR"] = str(path)
     env.update(HOME=str(home), TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    env["PYTHONPATH"] = str(ROOT)
     return env
 
 

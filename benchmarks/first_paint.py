@@ -43,7 +43,7 @@ TIMEOUT_S = 60.0
 
 def ours(db: Path, home: Path) -> tuple[float, float]:
     """Seconds to the first frame and to the first frame with cached data."""
-    argv = [str(APP), "--offline", "--db", str(db)]
+    argv = [*APP, "--offline", "--db", str(db)]
     with PtyProcess(argv, isolated_env(home)) as app:
         first = app.wait_for(OUR_MARKER, TIMEOUT_S)
         data = app.wait_for(DATA_MARKER, TIMEOUT_S)

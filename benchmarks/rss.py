@@ -90,7 +90,7 @@ def vm_hwm_mb(pid: int) -> float:
 
 def ours(db: Path, home: Path) -> tuple[float, float, float]:
     """(RSS MB, peak MB, seconds from start to the 100,000 rows on screen)."""
-    with PtyProcess([str(APP), "--offline", "--db", str(db)], isolated_env(home)) as app:
+    with PtyProcess([*APP, "--offline", "--db", str(db)], isolated_env(home)) as app:
         app.wait_for("Top gainers 24h", 60)
         app.send("4")
         shown = app.wait_for((f"{ROWS} nodes", f"{ROWS:,} nodes"), 300)

@@ -110,6 +110,7 @@ def measure(app: PtyProcess, seconds: float, collector: int) -> tuple[float, flo
         (cpu1 - cpu0) / seconds * 100,
         (out1 - out0) / seconds,
         (coll1 - coll0) / seconds * 100,
+        app.rss_mb(),
     )
 
 
@@ -122,7 +123,9 @@ def main() -> int:
         print(f"glances is not installed ({GLANCES}): pip install -e '.[bench]'")
         print(budget_line("tui_idle_cpu", False, "n/a", "<peer", "n/a", "-"))
         return 0
-    results: dict[str, list[float]] = {k: [] for k in ("ours", "peer", "ours_bps", "peer_bps")}
+    results: dict[str, list[float]] = {
+        k: [] for k in ("ours", "peer", "ours_bps", "peer_bps", "ours_rss", "peer_rss")
+    }
     collector_cpu: list[float] = []
     with tempfile.TemporaryDirectory(prefix="depin-bench-") as tmp:
         home = Path(tmp)
@@ -139,7 +142,7 @@ def main() -> int:
             config_path.write_text(tomli_w.dumps(collector_config(port)))
             collector_log = (home / "collector.log").open("wb")
             collector = subprocess.Popen(
-                [str(APP), "poll", "--db", str(db), "--config", str(config_path)],
+                [*APP, "poll", "--db", str(db), "--config", str(config_path)],
                 env=isolated_env(home / "collector"),
                 stdout=collector_log,
                 stderr=subprocess.STDOUT,
@@ -154,21 +157,23 @@ def main() -> int:
                     )
                 time.sleep(0.5)
             for number in range(args.rounds):
-                argv = [str(APP), *TUI_ARGS, "--db", str(db), "--config", str(config_path)]
+                argv = [*APP, *TUI_ARGS, "--db", str(db), "--config", str(config_path)]
                 with PtyProcess(argv, isolated_env(home / f"ours-{number}")) as app:
                     app.wait_for("Top gainers 24h", 60)
                     app.send("4")
                     app.wait_for(OUR_FLEET_MARKER, 60)
-                    cpu, bps, coll = measure(app, args.seconds, collector.pid)
+                    cpu, bps, coll, rss = measure(app, args.seconds, collector.pid)
                 results["ours"].append(cpu)
                 results["ours_bps"].append(bps)
+                results["ours_rss"].append(rss)
                 collector_cpu.append(coll)
                 glances = [str(GLANCES), "-t", f"{PERIOD_S:g}", "--disable-check-update"]
                 with PtyProcess(glances, isolated_env(home / f"peer-{number}")) as peer:
                     peer.wait_for(GLANCES_MARKER, 60)
-                    cpu, bps, coll = measure(peer, args.seconds, collector.pid)
+                    cpu, bps, coll, rss = measure(peer, args.seconds, collector.pid)
                 results["peer"].append(cpu)
                 results["peer_bps"].append(bps)
+                results["peer_rss"].append(rss)
                 collector_cpu.append(coll)
             polls = fleet_polls(db)
         finally:
@@ -189,13 +194,13 @@ def main() -> int:
         f"{PERIOD_S:g} s ({polls} fleet polls stored); {os.cpu_count()} CPUs"
     )
     print(f"TUI run as: depin-explorer {' '.join(TUI_ARGS)} --db <collector's cache> (Fleet)")
-    header = f"{'process':<44}{'CPU % of a core':>16}{'all rounds':>24}{'tty B/s':>10}"
+    header = f"{'process':<44}{'CPU % of a core':>16}{'all rounds':>24}{'tty B/s':>10}{'RSS MB':>8}"
     print(header)
     print("-" * len(header))
     for label, key in (("depin-explorer TUI, Fleet", "ours"), ("glances -t 5", "peer")):
         rounds = " ".join(f"{v:.2f}" for v in results[key])
-        bps = median(results[key + "_bps"])
-        print(f"{label:<44}{median(results[key]):>16.2f}{rounds:>24}{bps:>10,.0f}")
+        bps, rss = median(results[key + "_bps"]), median(results[key + "_rss"])
+        print(f"{label:<44}{median(results[key]):>16.2f}{rounds:>24}{bps:>10,.0f}{rss:>8.1f}")
     rounds = " ".join(f"{v:.1f}" for v in collector_cpu)
     label = "collector (depin-explorer poll), all windows"
     print(f"{label:<44}{median(collector_cpu):>16.2f}{rounds:>24}")
