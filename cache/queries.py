@@ -234,9 +234,22 @@ class GpuModelRow:
 
 
 def _bound_poll_id(conn: sqlite3.Connection, at: datetime | None) -> int:
-    # Poll ids grow in commit order, so "stored at or before T" is "id <= the last id at T".
-    row = conn.execute("SELECT MAX(id) FROM polls WHERE finished_at <= ?", (_bound(at),))
-    return int(row.fetchone()[0] or 0)
+    """The newest poll id such that no poll up to it finished after ``at``.
+
+    Queries read "as of T" as ``poll_id <= bound``, which the indexes serve. Ids grow in commit
+    order, and a source's polls never overlap, so per source id order is time order; but a poll
+    may commit moments after another source's later-finishing one. Bounding below the first poll
+    that finished after T (rather than at the last one before it) means nothing newer than T is
+    ever shown, at the price of hiding such a straggler until T passes its neighbour.
+    """
+    if at is None:
+        return int(conn.execute("SELECT MAX(id) FROM polls").fetchone()[0] or 0)
+    first_after = conn.execute(
+        "SELECT MIN(id) FROM polls WHERE finished_at > ?", (iso(at),)
+    ).fetchone()[0]
+    if first_after is None:
+        return int(conn.execute("SELECT MAX(id) FROM polls").fetchone()[0] or 0)
+    return int(first_after) - 1
 
 
 def latest_metrics(conn: sqlite3.Connection, at: datetime | None = None) -> list[MetricValue]:

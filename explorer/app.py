@@ -9,19 +9,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
 import screens
-from cache.db import CacheError, Clock, utc_now
+from cache.db import CacheError, Clock, open_reader, utc_now
+from cache.lock import WriterLockHeldError, holder_pid
 from cache.store import PollRecord
+from cache.timeline import neighbour_poll, newest_poll_id
 from explorer.commands import ExplorerCommands
 from explorer.config import Config, ConfigError, Secrets
 from explorer.poller import Poller
 from explorer.registry import IONET_DEVICES, SourceSettings, build_sources
 from explorer.state import UserState
+from screens.base import CacheScreen
 from screens.fleet import FleetScreen
+from screens.history import HistoryScreen
 from screens.host import SourceRuntime
 from screens.messages import PollStored
 from screens.networks import NetworksScreen
@@ -29,11 +34,14 @@ from screens.overview import OverviewScreen
 from screens.rankings import RankingsScreen
 from screens.render import local_time
 from screens.sources import SourcesScreen
+from screens.time_travel import LIVE, TimeTravelPrompt
 from sources.ionet_devices import token_info
 
 STYLES = Path(screens.__file__).parent / "styles"
 
 
+WATCH_EVERY = 2.0
+"""Seconds between checks for polls stored by another process (read-only sessions)."""
 TOKEN_WARNING = timedelta(days=3)
 """io.net tokens last 21 days; warn from day 18."""
 
@@ -49,6 +57,7 @@ class DepinExplorerApp(App[None]):
         "rankings": RankingsScreen,
         "networks": NetworksScreen,
         "fleet": FleetScreen,
+        "history": HistoryScreen,
         "sources": SourcesScreen,
     }
     BINDINGS: ClassVar = [
@@ -85,6 +94,14 @@ class DepinExplorerApp(App[None]):
             tooltip="Your nodes: up, busy, hot",
         ),
         Binding(
+            "6",
+            "show('history')",
+            "History",
+            id="screen.history",
+            show=False,
+            tooltip="What changed since you last looked, or between any two times",
+        ),
+        Binding(
             "7",
             "show('sources')",
             "Sources",
@@ -93,6 +110,31 @@ class DepinExplorerApp(App[None]):
             tooltip="Every source's state, errors and next poll",
         ),
         Binding("r", "refresh", "Refresh", id="poll.refresh", tooltip="Poll every source now"),
+        Binding(
+            "t",
+            "time_travel",
+            "Time",
+            show=False,
+            id="travel.open",
+            tooltip="Show every screen as of a past moment",
+        ),
+        Binding(
+            "comma",
+            "step_poll(-1)",
+            "Earlier",
+            show=False,
+            id="travel.previous",
+            tooltip="Time travel: one poll earlier",
+        ),
+        Binding(
+            "full_stop",
+            "step_poll(1)",
+            "Later",
+            show=False,
+            id="travel.next",
+            tooltip="Time travel: one poll later (past the newest: live)",
+        ),
+        Binding("T", "live", "Live", show=False, id="travel.live", tooltip="Back to live data"),
         Binding("question_mark", "toggle_help", "Help", id="help", tooltip="Show the keys"),
         Binding("q", "request_quit", "Quit", id="quit", tooltip="Quit"),
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True, id="quit.ctrl"),
@@ -101,6 +143,9 @@ class DepinExplorerApp(App[None]):
         {
             "show",
             "refresh",
+            "time_travel",
+            "step_poll",
+            "live",
             "toggle_help",
             "request_quit",
             "command_palette",
@@ -126,8 +171,13 @@ class DepinExplorerApp(App[None]):
         clock: Clock = utc_now,
         poll: bool = True,
         transport: object | None = None,
+        at: datetime | None = None,
     ) -> None:
         super().__init__()
+        self.at = at
+        """Time travel: screens show the cache as of this moment; None is live."""
+        self.attached_pid: int | None = None
+        """Set while another process (a collector) holds the writer lock."""
         self.config = config
         self.secrets = secrets
         self.db_path = db_path
@@ -135,6 +185,8 @@ class DepinExplorerApp(App[None]):
         self.clock = clock
         self.state = UserState(state_path, db_path)
         self._watchlist = self.state.watchlist
+        self._last_looked = self.state.last_looked
+        self._cache_mark = -1
         self.poller: Poller | None = None
         self._settings: dict[str, SourceSettings] | None = None
         self.fatal_message: str | None = None
@@ -148,8 +200,22 @@ class DepinExplorerApp(App[None]):
 
     # -- ExplorerHost -------------------------------------------------------------------------
     def now(self) -> datetime:
-        """The injectable clock."""
-        return self.clock()
+        """The moment on screen: the time-travel moment, else the injectable clock."""
+        return self.at or self.clock()
+
+    def last_looked(self) -> datetime | None:
+        """When the app last closed on this database (read once at start)."""
+        return self._last_looked
+
+    def attached_note(self) -> str | None:
+        """The status-line note while a collector writes and this TUI only reads."""
+        if self.attached_pid is None:
+            return None
+        return (
+            f"attached to collector, pid {self.attached_pid}"
+            if self.attached_pid
+            else ("attached to collector")
+        )
 
     def _source_settings(self) -> dict[str, SourceSettings]:
         """The poller's settings, or (without a poller: offline, tests) the config's."""
@@ -208,7 +274,7 @@ class DepinExplorerApp(App[None]):
     def source_runtimes(self) -> list[SourceRuntime]:
         """Every configured source with its schedule, for the Sources screen."""
         runtimes = []
-        now = self.now()
+        now = self.clock()  # schedules and token expiry are about the real present
         names = list(type(self.config.sources).model_fields)
         names += [n for n in self._source_settings() if n not in names]
         for name in names:
@@ -261,7 +327,75 @@ class DepinExplorerApp(App[None]):
         if self.config.keys:
             self.set_keymap(self.config.keys)
         self.switch_mode(self.config.ui.start_screen)
-        if self._poll_enabled:
+        if not self._poll_enabled:
+            return
+        if self.offline:
+            self.run_worker(
+                self._offline_sample(), name="poller", group="poller", exit_on_error=False
+            )
+        else:
+            pid = holder_pid(self.db_path)
+            if pid is None:
+                self.run_poller()
+            else:
+                self._attach(pid)
+        # A reader (offline, or attached to a collector) sees other processes' polls this way.
+        self.set_interval(WATCH_EVERY, self._watch_cache)
+
+    def _attach(self, pid: int | None) -> None:
+        self.attached_pid = pid or 0
+        self.poller = None
+        self.notify(
+            f"{self.attached_note()}: reading its cache, not polling", timeout=4, markup=False
+        )
+
+    async def _offline_sample(self) -> None:
+        """Offline, only the bundled sample may be stored, into an empty cache, as the writer."""
+        if holder_pid(self.db_path) is not None:
+            return
+        poller = Poller(
+            self.config,
+            self.secrets,
+            self.db_path,
+            offline=True,
+            clock=self.clock,
+            on_stored=self._stored,
+        )
+        try:
+            await poller.prepare()
+            await poller.poll_once()  # offline, every other source is skipped
+        except WriterLockHeldError:
+            pass  # a collector started meanwhile: it writes, we read
+        finally:
+            await poller.close()
+
+    def _watch_cache(self) -> None:
+        if self.poller is not None:  # polling in-process: PollStored says when to re-read
+            return
+        self._check_cache()
+
+    @work(thread=True, exclusive=True, group="cache-watch", exit_on_error=False)
+    def _check_cache(self) -> None:
+        """Has another process stored a poll? Has the collector gone?"""
+        try:
+            conn = open_reader(self.db_path)
+        except CacheError:
+            return
+        try:
+            mark = newest_poll_id(conn)
+        finally:
+            conn.close()
+        gone = self.attached_pid is not None and holder_pid(self.db_path) is None
+        self.call_from_thread(self._cache_checked, mark, gone)
+
+    def _cache_checked(self, mark: int, collector_gone: bool) -> None:
+        if mark != self._cache_mark:
+            first, self._cache_mark = self._cache_mark < 0, mark
+            if not first:
+                self.screen.post_message(PollStored("collector", mark))
+        if collector_gone and not self.offline:
+            self.attached_pid = None
+            self.notify("the collector stopped: polling in-process", markup=False)
             self.run_poller()
 
     def run_poller(self) -> None:
@@ -316,15 +450,18 @@ class DepinExplorerApp(App[None]):
         if event.worker.name != "poller" or event.state is not WorkerState.ERROR:
             return
         error = event.worker.error
-        if isinstance(error, CacheError):
+        if isinstance(error, WriterLockHeldError):  # a collector started first: read its cache
+            self._attach(error.pid)
+        elif isinstance(error, CacheError):
             self.fatal_message = str(error)
             self.exit(return_code=1)
         else:
             self.notify(f"polling stopped: {type(error).__name__}", severity="error", markup=False)
 
     async def on_unmount(self) -> None:
-        """Stop the poller cleanly."""
+        """Stop the poller cleanly; remember when the user last looked."""
         self._stop.set()
+        self.state.set_last_looked(self.clock())
 
     # -- actions ----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -345,6 +482,54 @@ class DepinExplorerApp(App[None]):
         else:
             self.poller.poll_soon()
             self.notify("polling now", timeout=2, markup=False)
+
+    def action_time_travel(self) -> None:
+        """Ask for a moment and show every screen as of then."""
+        self.push_screen(TimeTravelPrompt(self.at, self.clock()), self._travel_answer)
+
+    def _travel_answer(self, answer: datetime | str | None) -> None:
+        if answer is not None:
+            self.travel_to(None if answer == LIVE else answer)  # type: ignore[arg-type]
+
+    def travel_to(self, moment: datetime | None) -> None:
+        """Show the cache as of ``moment`` (None: live) on every screen."""
+        self.at = moment
+        if isinstance(self.screen, CacheScreen):
+            self.screen.reload()  # the others re-read when shown again
+        if moment is None:
+            self.notify("live", timeout=2, markup=False)
+        else:
+            self.notify(f"showing the cache as of {local_time(moment, True)}", markup=False)
+
+    def action_live(self) -> None:
+        """Back to live data."""
+        if self.at is not None:
+            self.travel_to(None)
+
+    def action_step_poll(self, step: int) -> None:
+        """One stored poll earlier or later (later than the newest is live)."""
+        self._step_poll(step > 0)
+
+    @work(thread=True, exclusive=True, group="travel", exit_on_error=False)
+    def _step_poll(self, later: bool) -> None:
+        if later and self.at is None:
+            return
+        try:
+            conn = open_reader(self.db_path)
+        except CacheError as exc:
+            self.call_from_thread(self.notify, str(exc), markup=False)
+            return
+        try:
+            moment = self.at
+            if moment is None:  # live shows the newest poll: one step back is the one before it
+                moment = neighbour_poll(conn, self.clock() + timedelta(days=36500), later=False)
+            found = neighbour_poll(conn, moment, later) if moment else None
+        finally:
+            conn.close()
+        if found is None and not later:
+            self.call_from_thread(self.notify, "no earlier poll stored", markup=False)
+            return
+        self.call_from_thread(self.travel_to, found)  # None after the newest: live
 
     def action_toggle_help(self) -> None:
         """Show or hide the panel of keys for the focused screen."""

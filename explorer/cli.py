@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,6 +49,8 @@ class Globals:
     db: Path | None = None
     offline: bool = False
     log_file: Path | None = None
+    at: str | None = None
+    """Time travel for the TUI and exports: "2026-11-20 14:00" (local), "-3h", ISO 8601."""
 
     def config_path(self) -> Path:
         """``--config``, else ``DEPIN_EXPLORER_CONFIG``, else the platform config dir."""
@@ -94,6 +97,13 @@ def global_options(func: F) -> F:
             is_flag=True,
             default=False,
             help="Make no network request; show what the cache holds.",
+        ),
+        click.option(
+            "--at",
+            "at",
+            default=None,
+            metavar="TIME",
+            help='Show the cache as of TIME: "2026-11-20 14:00" (local), -3h, -2d, ISO 8601.',
         ),
         click.option(
             "--log-file",
@@ -144,16 +154,35 @@ def cli(ctx: click.Context, **globals_: Any) -> None:
     _merge(ctx, **globals_)
     if ctx.invoked_subcommand is None:
         setup = load_setup(ctx)
-        run_tui(setup, offline=ctx.obj.offline)
+        run_tui(setup, offline=ctx.obj.offline, at=as_of(ctx))
 
 
-def run_tui(setup: Setup, *, offline: bool) -> None:
+def as_of(ctx: click.Context) -> datetime | None:
+    """``--at`` as a UTC moment (None: live); a bad value exits 2 with the reason."""
+    text = ctx.ensure_object(Globals).at
+    if text is None:
+        return None
+    from cache.timeparse import parse_moment
+
+    try:
+        return parse_moment(text, datetime.now(UTC))
+    except ValueError as exc:
+        fail(f"--at: {exc}")
+        raise  # unreachable
+
+
+def run_tui(setup: Setup, *, offline: bool, at: datetime | None = None) -> None:
     """Start the Textual app on the configured cache."""
     from cache.db import CacheError
     from explorer.app import DepinExplorerApp
 
     app = DepinExplorerApp(
-        setup.config, setup.secrets, setup.db_path, offline=offline, state_path=state_file_path()
+        setup.config,
+        setup.secrets,
+        setup.db_path,
+        offline=offline,
+        state_path=state_file_path(),
+        at=at,
     )
     try:
         app.run()
@@ -176,6 +205,8 @@ def run_tui(setup: Setup, *, offline: bool) -> None:
 def poll(ctx: click.Context, once: bool, only: str | None, **globals_: Any) -> None:
     """Poll sources and store every result in the cache (headless)."""
     _merge(ctx, **globals_)
+    if ctx.obj.at is not None:
+        fail("--at is for looking back (the TUI, export); poll always stores the present")
     setup = load_setup(ctx)
     from cache.db import CacheError
     from explorer.poller import Poller
@@ -306,6 +337,7 @@ def export_rewards(ctx: click.Context, fmt: str, **globals_: Any) -> None:
 def _export(ctx: click.Context, table: str, fmt: str, globals_: dict[str, Any]) -> None:
     _merge(ctx, **globals_)
     setup = load_setup(ctx)
+    at = as_of(ctx)
     from cache import export, queries
     from cache.db import CacheError, open_reader
 
@@ -314,21 +346,21 @@ def _export(ctx: click.Context, table: str, fmt: str, globals_: dict[str, Any]) 
         try:
             if table == "rankings":
                 keys = export.RANKINGS_KEYS
-                records = export.rankings_records(queries.latest_rankings(conn))
+                records = export.rankings_records(queries.latest_rankings(conn, at))
             elif table == "fleet":
                 keys = export.FLEET_KEYS
-                records = export.fleet_records(queries.latest_fleet(conn))
+                records = export.fleet_records(queries.latest_fleet(conn, at))
             elif table == "rewards":
                 from cache.rewards import reward_rows
 
                 keys = export.REWARDS_KEYS
-                records = export.rewards_records(reward_rows(conn))
+                records = export.rewards_records(reward_rows(conn, at))
             elif table == "networks":
                 keys = export.NETWORKS_KEYS
-                records = export.networks_records(queries.latest_metrics(conn))
+                records = export.networks_records(queries.latest_metrics(conn, at))
             else:
                 keys = export.GPU_MODELS_KEYS
-                records = export.gpu_models_records(queries.latest_gpu_models(conn))
+                records = export.gpu_models_records(queries.latest_gpu_models(conn, at))
         finally:
             conn.close()
     except CacheError as exc:

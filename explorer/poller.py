@@ -21,7 +21,9 @@ from pathlib import Path
 import httpx
 
 from cache.db import CacheError, Clock, open_writer, utc_now
+from cache.lock import WriterLock, WriterLockHeldError, holder_pid
 from cache.queries import previous_counters
+from cache.retention import RetentionReport, apply_retention
 from cache.rewards import fleet_devices, known_rewards
 from cache.store import PollRecord, has_rankings, write_poll
 from explorer.config import Config, Secrets
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 StoredCallback = Callable[[PollRecord, int], None]
 MAX_RATE_BACKOFF = 900.0
+RETENTION_FIRST_DELAY = 60.0
+"""Retention runs a minute after start (not in the way of the first polls), then per interval."""
 
 
 @dataclass
@@ -93,6 +97,8 @@ class Poller:
             self.settings.setdefault(name, SourceSettings(interval=120.0, timeout=10.0))
             self.schedules.setdefault(name, Schedule(interval=self.settings[name].interval))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
+        self._lock = WriterLock(self.db_path)
+        self._retention_due = time.monotonic() + RETENTION_FIRST_DELAY
         self._conn: sqlite3.Connection | None = None
         self._clients: dict[tuple[str | None, bool], httpx.AsyncClient] = {}
         self._rng = random.Random()
@@ -109,7 +115,13 @@ class Poller:
         return await loop.run_in_executor(self._executor, lambda: func(self._writer()))
 
     async def prepare(self) -> None:
-        """Open the cache (applying migrations) and restore rate limits stored by earlier runs."""
+        """Take the writer lock, open the cache (applying migrations), restore rate limits.
+
+        Raises:
+            WriterLockHeldError: another process (a collector) writes this cache.
+        """
+        if not self._lock.acquire():
+            raise WriterLockHeldError(self.db_path, holder_pid(self.db_path))
         await self._run_in_writer(lambda conn: None)
         rows = await self._run_in_writer(
             lambda conn: conn.execute(
@@ -136,6 +148,7 @@ class Poller:
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
             self._conn = None
         self._executor.shutdown(wait=True)
+        self._lock.release()
 
     def _http(self, name: str) -> httpx.AsyncClient:
         # One client per CA bundle: sources on the public PKI share a connection pool.
@@ -276,6 +289,8 @@ class Poller:
                         self.schedules[name].next_due = float("inf")
                         continue
                     running[name] = asyncio.create_task(self.poll_source(name))
+            if self._retention_due <= now and not self.offline:
+                await self.run_retention()
             for name, task in list(running.items()):
                 if task.done():
                     del running[name]
@@ -298,6 +313,25 @@ class Poller:
         for task in running.values():
             task.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
+
+    async def run_retention(self) -> RetentionReport | None:
+        """Roll up and prune per ``[retention]``, in the writer thread between polls.
+
+        Short transactions (cache.retention), so polls queue behind it for moments only. Never
+        offline: an offline session does not write beyond the first-run sample.
+        """
+        retention = self.config.retention
+        self._retention_due = time.monotonic() + retention.interval
+        if not retention.enabled or self.offline:
+            return None
+        policy, now = retention.policy(), self.clock()
+        try:
+            report = await self._run_in_writer(lambda conn: apply_retention(conn, policy, now))
+        except sqlite3.Error as exc:  # the history stays as it was; try again next interval
+            log.warning("retention failed: %s", exc)
+            return None
+        log.info("retention: %s", report)
+        return report  # type: ignore[return-value]
 
     def circuit_note(self, name: str) -> str | None:
         """``circuit open until HH:MM:SS`` while a source's breaker is open."""

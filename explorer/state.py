@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cache.db import iso, parse_iso
 from explorer.paths import private_write
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,20 @@ class UserState:
     def set_watchlist(self, coin_ids: set[str]) -> None:
         """Replace the watchlist and save."""
         self._mine()["watchlist"] = sorted(coin_ids)
+        self.save()
+
+    @property
+    def last_looked(self) -> datetime | None:
+        """When the app last closed on this database."""
+        value = self._mine().get("last_looked")
+        try:
+            return parse_iso(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+    def set_last_looked(self, moment: datetime) -> None:
+        """Record when the user stopped looking, and save."""
+        self._mine()["last_looked"] = iso(moment)
         self.save()
 
     def save(self) -> None:

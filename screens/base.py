@@ -68,10 +68,11 @@ class CacheScreen(Screen[None]):
             return
         try:
             data, poll = self.read(conn)
-            states = source_states(conn)
+            states = source_states(conn, app.at)
         finally:
             conn.close()
-        self.post_message(self.Loaded(data, Freshness(poll, states, app.offline)))
+        fresh = Freshness(poll, states, app.offline, app.at, app.attached_note())
+        self.post_message(self.Loaded(data, fresh))
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
@@ -85,7 +86,7 @@ class CacheScreen(Screen[None]):
         if self._freshness is None:
             line.show(
                 describe(
-                    Freshness(None, (), app.offline),
+                    Freshness(None, (), app.offline, app.at, app.attached_note()),
                     app.now(),
                     app.source_interval,
                     app.source_note,

@@ -162,7 +162,7 @@ class FleetScreen(CacheScreen):
         app = host(self)
         now = app.now()
         group_label = self.group if self.group not in GROUPS else None
-        fleet = fleet_rows(conn, label=group_label)
+        fleet = fleet_rows(conn, app.at, label=group_label)
         rewards = rewards_by_node(conn, now)
         stale_after = {
             kind: 2 * app.source_interval(_poll_name(kind))
@@ -214,7 +214,7 @@ class FleetScreen(CacheScreen):
             keys.append(f"{kind}/{node}")
         labels = [k for k in fleet.label_keys if k not in GROUPS]
         data = FleetData(rows, keys, labels, group_label)
-        return data, latest_good_poll(conn, FLEET_SOURCES)
+        return data, latest_good_poll(conn, FLEET_SOURCES, app.at)
 
     def render_data(self, data: Any) -> None:
         """Hand rows to the table (only changed lines repaint) and update the summary."""

@@ -77,9 +77,11 @@ class GpuModelsScreen(CacheScreen):
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """The latest catalogue of each network."""
         models = [
-            m for m in latest_gpu_models(conn) if self.network is None or m.network == self.network
+            m
+            for m in latest_gpu_models(conn, host(self).at)
+            if self.network is None or m.network == self.network
         ]
-        return models, latest_good_poll(conn, GPU_SOURCES)
+        return models, latest_good_poll(conn, GPU_SOURCES, host(self).at)
 
     def render_data(self, data: Any) -> None:
         """Fill the table; prices and counts a network does not publish stay "—"."""

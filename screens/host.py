@@ -35,9 +35,17 @@ class ExplorerHost(Protocol):
 
     db_path: Path
     offline: bool
+    at: datetime | None
+    """Time travel: every screen shows the cache as of this moment (UTC); None is live."""
 
     def now(self) -> datetime:
-        """The injectable clock (UTC)."""
+        """The moment screens show (UTC): ``at`` when time-travelling, else the clock."""
+
+    def last_looked(self) -> datetime | None:
+        """When the user last used the app on this database (from the state file), if ever."""
+
+    def attached_note(self) -> str | None:
+        """``attached to collector, pid N`` while another process writes the cache."""
 
     def source_interval(self, source: str) -> float:
         """Configured seconds between polls of ``source``."""

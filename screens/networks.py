@@ -200,7 +200,7 @@ class NetworksScreen(CacheScreen):
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """Latest figures per network and a 24 h series for each chart."""
         by_network: dict[str, dict[str, MetricValue]] = {}
-        for m in latest_metrics(conn):
+        for m in latest_metrics(conn, host(self).at):
             by_network.setdefault(m.network, {})[m.metric] = m
         since = host(self).now() - CHART_WINDOW
         views = {}
@@ -220,9 +220,13 @@ class NetworksScreen(CacheScreen):
                 ),
                 None,
             )
-            series = [v for _, v in metric_history(conn, network, chosen, since)] if chosen else []
+            series = (
+                [v for _, v in metric_history(conn, network, chosen, since, host(self).at)]
+                if chosen
+                else []
+            )
             views[network] = NetworkView(network, metrics, chosen, series)
-        return views, latest_good_poll(conn, NETWORK_SOURCES)
+        return views, latest_good_poll(conn, NETWORK_SOURCES, host(self).at)
 
     def render_data(self, data: Any) -> None:
         """Fill each panel."""

@@ -134,15 +134,16 @@ class NodeScreen(CacheScreen):
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """The node's samples over the chosen range."""
         since = host(self).now() - RANGES[self.range_index][1]
-        node = node_row(conn, self.node_name, self.source_kind)
+        node = node_row(conn, self.node_name, self.source_kind, host(self).at)
         history = node_history(
             conn,
             self.node_name,
             self.source_kind,
             since,
+            at=host(self).at,
             fields=tuple(f for f, _, _ in CHARTS),
         )
-        device = _device_for(node, latest_devices(conn)) if node else None
+        device = _device_for(node, latest_devices(conn, host(self).at)) if node else None
         rewards = []
         if device is not None:
             rewards = [
@@ -150,7 +151,9 @@ class NodeScreen(CacheScreen):
                 for r in reward_rows(conn, at=host(self).now(), since=since)
                 if r.device_id == device.device_id
             ]
-        return NodeData(node, history, device, rewards), latest_good_poll(conn, self.SOURCES)
+        return NodeData(node, history, device, rewards), latest_good_poll(
+            conn, self.SOURCES, host(self).at
+        )
 
     def render_data(self, data: Any) -> None:
         """Title, labels and charts; a figure with fewer than two points is said, not drawn."""

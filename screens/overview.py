@@ -52,6 +52,7 @@ class OverviewScreen(CacheScreen):
 
         with VerticalScroll(id="overview-body"):
             yield Static(id="overview-headline", classes="screen-title")
+            yield Static(id="overview-last-look", classes="dim")
             with Horizontal(id="overview-movers"):
                 with Vertical(classes="movers"):
                     yield Static("Top gainers 24h", classes="section-title")
@@ -85,13 +86,31 @@ class OverviewScreen(CacheScreen):
 
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """The rankings snapshot to summarise and every source's state."""
-        rankings = latest_rankings(conn)
-        return OverviewData(rankings, source_states(conn)), rankings.poll if rankings else None
+        at = host(self).at
+        rankings = latest_rankings(conn, at)
+        return OverviewData(rankings, source_states(conn, at)), rankings.poll if rankings else None
+
+    def _last_look(self) -> None:
+        """Offer "what changed since you last looked" when this database was looked at before."""
+        app = host(self)
+        looked = app.last_looked()
+        box = self.query_one("#overview-last-look", Static)
+        box.display = looked is not None and looked < app.now()
+        if looked is not None:
+            ago = age((app.now() - looked).total_seconds())
+            box.update(
+                Text.assemble(
+                    f"You last looked {ago} ago ({local_time(looked, True)}): ",
+                    ("6", "bold"),
+                    " shows what changed since.",
+                )
+            )
 
     def render_data(self, data: Any) -> None:
         """Fill the headline, movers and sources."""
         data = data or OverviewData(None, [])
         self._headline(data.rankings)
+        self._last_look()
         coins = data.rankings.coins if data.rankings else []
         for table_id, gainers in (("#gainers", True), ("#losers", False)):
             table = self.query_one(table_id, DataTable)

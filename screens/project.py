@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Sparkline, Static
 
 from cache.queries import CoinRow, PollInfo, coin_history, latest_rankings
 from screens.base import CacheScreen
+from screens.host import host
 from screens.render import integer, local_time, money, pct, text, usd_price
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
@@ -62,11 +63,11 @@ class ProjectScreen(CacheScreen):
 
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """The project in the latest snapshot, and its price across every stored snapshot."""
-        rankings = latest_rankings(conn)
+        rankings = latest_rankings(conn, host(self).at)
         coin = self.coin
         if rankings:
             coin = next((c for c in rankings.coins if c.coin_id == self.coin.coin_id), coin)
-        history = coin_history(conn, self.coin.coin_id)
+        history = coin_history(conn, self.coin.coin_id, host(self).at)
         return (coin, history), rankings.poll if rankings else None
 
     def render_data(self, data: Any) -> None:

@@ -160,7 +160,7 @@ class RankingsScreen(CacheScreen):
 
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """The latest rankings snapshot (live over sample)."""
-        rankings = latest_rankings(conn)
+        rankings = latest_rankings(conn, host(self).at)
         return rankings, rankings.poll if rankings else None
 
     def render_data(self, data: Any) -> None:

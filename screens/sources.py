@@ -146,7 +146,7 @@ class SourcesScreen(CacheScreen):
 
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """Each configured source, its cache state and its last poll's failed endpoints."""
-        states = {s.source: s for s in source_states(conn)}
+        states = {s.source: s for s in source_states(conn, host(self).at)}
         rows = []
         for runtime in host(self).source_runtimes():
             state = states.get(runtime.name)
@@ -154,7 +154,7 @@ class SourcesScreen(CacheScreen):
             rows.append(SourceRow(runtime, state, errors))
         # freshness of whatever was polled last, the sample and this machine included
         names = tuple(r.runtime.name for r in rows) or self.SOURCES
-        return rows, latest_good_poll(conn, names)
+        return rows, latest_good_poll(conn, names, host(self).at)
 
     def render_data(self, data: Any) -> None:
         """Fill the table, keeping the cursor on the same source."""

@@ -10,8 +10,18 @@ SCREENS: list[tuple[str, str, str]] = [
     ("2", "rankings", "Rankings"),
     ("3", "networks", "Networks"),
     ("4", "fleet", "Fleet"),
+    ("6", "history", "History"),
     ("7", "sources", "Sources"),
 ]
+
+
+SHORT = {
+    "overview": "Over",
+    "rankings": "Rank",
+    "networks": "Net",
+    "history": "Hist",
+    "sources": "Src",
+}
 
 
 class NavBar(Static):
@@ -26,10 +36,23 @@ class NavBar(Static):
         self.current = current
 
     def render(self) -> Text:
-        """``depin-explorer  1 Overview  2 Rankings`` with the current screen in reverse."""
-        line = Text("depin-explorer", style="bold")
+        """``depin-explorer  1 Overview  2 Rankings`` with the current screen in reverse.
+
+        Narrow terminals drop the title, then shorten the labels, so every key stays visible.
+        """
+        room = self.content_size.width or 80
+        for title, short in ((True, False), (False, False), (False, True)):
+            line = self._line(title, short)
+            if line.cell_len <= room:
+                return line
+        return line
+
+    def _line(self, title: bool, short: bool) -> Text:
+        line = Text("depin-explorer ", style="bold") if title else Text()
         for key, mode, label in SCREENS:
             style = "reverse bold" if mode == self.current else ""
+            shown = SHORT.get(mode, label) if short else label
+            line.append(f" {key} {shown} ", style=style)
             line.append(" ")
-            line.append(f" {key} {label} ", style=style)
+        line.rstrip()
         return line

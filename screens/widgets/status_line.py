@@ -20,6 +20,10 @@ class Freshness:
     poll: PollInfo | None
     states: Sequence[SourceState]
     offline: bool
+    as_of: datetime | None = None
+    """Time travel: the moment shown (then "now" is that moment, never the clock)."""
+    attached: str | None = None
+    """Read-only next to a collector: "attached to collector, pid N"."""
 
 
 def describe(
@@ -32,6 +36,9 @@ def describe(
     """The status text and its level: "ok", "warn" (stale or failing) or "sample"."""
     out = Text()
     level = "ok"
+    if fresh.as_of is not None:
+        out.append(f"AS OF {local_time(fresh.as_of, True)}", style="bold reverse")
+        out.append(" ")
     poll = fresh.poll
     if poll is None:
         out.append("no data yet", style="bold")
@@ -43,7 +50,7 @@ def describe(
     else:
         seconds = (now - poll.finished_at).total_seconds()
         stale = seconds > 2 * interval(poll.source)
-        mode = "cached" if fresh.offline or stale else "live"
+        mode = "cached" if fresh.offline or stale or fresh.as_of else "live"
         out.append_text(text(poll.source, "bold", 40))  # a copied database is untrusted too
         out.append(" · ", style="bold")
         out.append(f"{mode} · {age(seconds)} ago")
@@ -73,8 +80,13 @@ def describe(
     for problem in problems if len(problems) <= 2 else []:
         out.append(" · ")
         out.append_text(problem)
+    if fresh.attached:
+        out.append(f" · {fresh.attached}", style="bold")
     if fresh.offline:
         out.append(" · offline", style="bold")
+    if fresh.as_of is not None:
+        out.append(" · , . step  T live", style="dim")
+        level = "travel"
     return out, level
 
 
@@ -85,10 +97,12 @@ class StatusLine(Static):
     StatusLine { height: 1; background: $panel; color: $text; padding: 0 1; }
     StatusLine.-warn { background: $warning 40%; }
     StatusLine.-sample { background: $secondary 35%; }
+    StatusLine.-travel { background: $accent 45%; }
     """
 
     def show(self, content: Text, level: str) -> None:
-        """Render ``content`` and set the warn/sample classes."""
+        """Render ``content`` and set the warn/sample/travel classes."""
         self.set_class(level == "warn", "-warn")
         self.set_class(level == "sample", "-sample")
+        self.set_class(level == "travel", "-travel")
         self.update(content)
