@@ -342,6 +342,14 @@ def latest_fleet(conn: sqlite3.Connection, at: datetime | None = None) -> list[N
     cols = ", ".join(f"s.{f}" for f in NODE_VALUE_FIELDS)
     cursor = conn.cursor()
     cursor.row_factory = None  # plain tuples: sqlite3.Row costs ~0.1 s per 100,000 nodes
+    newest = conn.execute("SELECT MAX(id) FROM polls").fetchone()[0] or 0
+    if bound >= newest:  # live: each node's newest poll is in `nodes`; no grouping of history
+        rows = cursor.execute(
+            f"SELECT {NODE_COLUMNS} FROM nodes n CROSS JOIN node_samples s "
+            "ON s.poll_id = n.last_poll_id AND s.node = n.node AND s.source_kind = n.source_kind "
+            "JOIN polls p ON p.id = s.poll_id ORDER BY n.source_kind, n.node"
+        ).fetchall()
+        return _nodes(rows)
     rows = cursor.execute(
         f"SELECT s.node, s.source_kind, n.network, n.labels, s.up, s.error, {cols}, "
         "p.finished_at FROM (SELECT node, source_kind, MAX(poll_id) AS poll_id "
@@ -353,6 +361,10 @@ def latest_fleet(conn: sqlite3.Connection, at: datetime | None = None) -> list[N
         "ORDER BY s.source_kind, s.node",
         (bound,),
     ).fetchall()
+    return _nodes(rows)
+
+
+def _nodes(rows: list[tuple[object, ...]]) -> list[NodeRow]:
     # Label sets and poll times repeat across a fleet: parse each distinct one once (shared,
     # read-only), which halves the cost of a 100,000-node fleet.
     labels_of: dict[str, dict[str, str]] = {}
@@ -404,16 +416,22 @@ def node_from_row(
 
 
 def previous_counters(conn: sqlite3.Connection, source_kind: str) -> dict[str, dict[str, float]]:
-    """Each node's newest stored counter totals, so rates work across separate runs."""
+    """Each node's newest stored counter totals, so rates work across separate runs.
+
+    One index seek per known node (newest first, usually the first row has counters) rather
+    than grouping every stored sample: a week of 1-minute samples for 500 nodes is 5 million
+    rows, which took seconds to group.
+    """
     rows = conn.execute(
-        "SELECT s.node, s.counters FROM (SELECT node, MAX(poll_id) AS poll_id FROM node_samples "
-        "WHERE source_kind = ? AND counters IS NOT NULL GROUP BY node) latest "
-        "JOIN node_samples s ON s.node = latest.node AND s.poll_id = latest.poll_id "
-        "AND s.source_kind = ?",
-        (source_kind, source_kind),
+        "SELECT n.node, (SELECT s.counters FROM node_samples s WHERE s.node = n.node "
+        "AND s.source_kind = n.source_kind AND s.counters IS NOT NULL "
+        "ORDER BY s.poll_id DESC LIMIT 1) FROM nodes n WHERE n.source_kind = ?",
+        (source_kind,),
     ).fetchall()
     out = {}
     for node, counters in rows:
+        if counters is None:
+            continue
         try:
             value = json.loads(counters)
         except ValueError:

@@ -98,6 +98,7 @@ class Poller:
             self.schedules.setdefault(name, Schedule(interval=self.settings[name].interval))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
         self._lock = WriterLock(self.db_path)
+        self._counters_loaded: set[str] = set()
         self._retention_due = time.monotonic() + RETENTION_FIRST_DELAY
         self._conn: sqlite3.Connection | None = None
         self._clients: dict[tuple[str | None, bool], httpx.AsyncClient] = {}
@@ -188,10 +189,13 @@ class Poller:
         elif not schedule.breaker.allow(time.monotonic()):
             return Outcome(name, skipped="circuit open", detail=self.circuit_note(name))
         kind = getattr(source, "counter_kind", None)
-        if kind is not None:  # counter rates continue from the last stored sample, across runs
+        if kind is not None and name not in self._counters_loaded:
+            # rates continue from the last stored sample across runs; later polls of this run
+            # hand on their own counters (below), so the cache is asked once per source
             source.previous = await self._run_in_writer(  # type: ignore[attr-defined]
                 lambda conn: previous_counters(conn, kind)
             )
+            self._counters_loaded.add(name)
         if isinstance(source, IonetDeviceSource):  # fleet labels and stored rewards, per run
             source.clock = self.clock
             since = self.clock() - BLOCK_LOOKBACK
@@ -231,6 +235,9 @@ class Poller:
             poll_id = int(await self._run_in_writer(lambda conn: write_poll(conn, record)))  # type: ignore[call-overload]
         except sqlite3.Error as exc:  # the poll is lost, never half-written: say so clearly
             raise CacheError(f"cannot store the poll of {name} in {self.db_path}: {exc}") from exc
+        if kind is not None and reading is not None and error is None:
+            previous = source.previous  # type: ignore[attr-defined]
+            previous.update({n.node: dict(n.counters) for n in reading.nodes if n.counters})
         if error:
             log.warning("poll %s failed: %s (%s)", name, error.message, error.kind)
         else:
