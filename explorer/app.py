@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from textual.worker import Worker, WorkerState
 import screens
 from cache.db import CacheError, Clock, open_reader, utc_now
 from cache.lock import WriterLockHeldError, holder_pid
+from cache.queries import latest_rankings_poll
 from cache.store import PollRecord
 from cache.timeline import neighbour_poll, newest_poll_id
 from explorer.commands import ExplorerCommands
@@ -350,8 +352,11 @@ class DepinExplorerApp(App[None]):
         )
 
     async def _offline_sample(self) -> None:
-        """Offline, only the bundled sample may be stored, into an empty cache, as the writer."""
-        if holder_pid(self.db_path) is not None:
+        """Offline, only the bundled sample may be stored, into a cache without rankings.
+
+        A cache that has them (a colleague's copy, perhaps read-only) is never opened for writing.
+        """
+        if holder_pid(self.db_path) is not None or await asyncio.to_thread(self._has_rankings):
             return
         poller = Poller(
             self.config,
@@ -366,8 +371,22 @@ class DepinExplorerApp(App[None]):
             await poller.poll_once()  # offline, every other source is skipped
         except WriterLockHeldError:
             pass  # a collector started meanwhile: it writes, we read
+        except CacheError as exc:  # e.g. a read-only copy: browse it as it is
+            self.notify(f"not storing the sample: {exc}", markup=False)
         finally:
             await poller.close()
+
+    def _has_rankings(self) -> bool:
+        try:
+            conn = open_reader(self.db_path)
+        except CacheError:
+            return False
+        try:
+            return latest_rankings_poll(conn) is not None
+        except sqlite3.Error:
+            return False
+        finally:
+            conn.close()
 
     def _watch_cache(self) -> None:
         if self.poller is not None:  # polling in-process: PollStored says when to re-read
