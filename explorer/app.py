@@ -3,43 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import sqlite3
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 import screens
 from cache.db import CacheError, Clock, open_reader, utc_now
 from cache.lock import WriterLockHeldError, holder_pid
 from cache.queries import latest_rankings_poll
-from cache.store import PollRecord
-from cache.timeline import neighbour_poll, newest_poll_id
+from cache.timeline import neighbour_poll
 from explorer.commands import ExplorerCommands
 from explorer.config import Config, ConfigError, Secrets
-from explorer.poller import Poller
-from explorer.registry import IONET_DEVICES, SourceSettings, build_sources
 from explorer.state import UserState
+from explorer.watch import CacheWatcher
 from screens.base import CacheScreen
-from screens.fleet import FleetScreen
-from screens.history import HistoryScreen
 from screens.host import SourceRuntime
 from screens.messages import PollStored
-from screens.networks import NetworksScreen
 from screens.overview import OverviewScreen
-from screens.rankings import RankingsScreen
 from screens.render import local_time
-from screens.sources import SourcesScreen
 from screens.time_travel import LIVE, TimeTravelPrompt
-from sources.ionet_devices import token_info
+
+if TYPE_CHECKING:  # the poller, the sources and httpx load after the first frame, when needed
+    from cache.store import PollRecord
+    from explorer.poller import Poller
+    from explorer.registry import SourceSettings
 
 STYLES = Path(screens.__file__).parent / "styles"
+
+
+def _screen(module: str, name: str) -> Screen[None]:
+    """A top-level screen, its module imported the first time it is shown."""
+    return getattr(importlib.import_module(f"screens.{module}"), name)()  # type: ignore[no-any-return]
 
 
 WATCH_EVERY = 2.0
@@ -56,12 +60,13 @@ class DepinExplorerApp(App[None]):
     COMMANDS = App.COMMANDS | {ExplorerCommands}
     MODES: ClassVar = {
         "overview": OverviewScreen,
-        "rankings": RankingsScreen,
-        "networks": NetworksScreen,
-        "fleet": FleetScreen,
-        "history": HistoryScreen,
-        "sources": SourcesScreen,
+        "rankings": lambda: _screen("rankings", "RankingsScreen"),
+        "networks": lambda: _screen("networks", "NetworksScreen"),
+        "fleet": lambda: _screen("fleet", "FleetScreen"),
+        "history": lambda: _screen("history", "HistoryScreen"),
+        "sources": lambda: _screen("sources", "SourcesScreen"),
     }
+    """Only the first screen is built (and imported) at start; the others when first shown."""
     BINDINGS: ClassVar = [
         Binding(
             "1",
@@ -188,7 +193,8 @@ class DepinExplorerApp(App[None]):
         self.state = UserState(state_path, db_path)
         self._watchlist = self.state.watchlist
         self._last_looked = self.state.last_looked
-        self._cache_mark = -1
+        self._cache_mark = 0
+        self._watcher: CacheWatcher | None = None
         self.poller: Poller | None = None
         self._settings: dict[str, SourceSettings] | None = None
         self.fatal_message: str | None = None
@@ -224,6 +230,8 @@ class DepinExplorerApp(App[None]):
         if self.poller is not None:
             return self.poller.settings
         if self._settings is None:
+            from explorer.registry import build_sources
+
             try:
                 built = build_sources(self.config, self.secrets)
             except ConfigError:
@@ -303,6 +311,9 @@ class DepinExplorerApp(App[None]):
 
     def _credential(self, name: str, now: datetime) -> dict[str, str]:
         """The io.net token's expiry for the device source (a warning from 3 days before)."""
+        from explorer.registry import IONET_DEVICES
+        from sources.ionet_devices import token_info
+
         if name != IONET_DEVICES:
             return {}
         token = self.secrets.ionet_token
@@ -342,7 +353,13 @@ class DepinExplorerApp(App[None]):
             else:
                 self._attach(pid)
         # A reader (offline, or attached to a collector) sees other processes' polls this way.
-        self.set_interval(WATCH_EVERY, self._watch_cache)
+        self._watcher = CacheWatcher(
+            self.db_path,
+            lambda mark, gone: self.call_from_thread(self._cache_changed, mark, gone),
+            attached=lambda: self.attached_pid is not None,
+            every=WATCH_EVERY,
+        )
+        self._watcher.start()
 
     def _attach(self, pid: int | None) -> None:
         self.attached_pid = pid or 0
@@ -358,6 +375,8 @@ class DepinExplorerApp(App[None]):
         """
         if holder_pid(self.db_path) is not None or await asyncio.to_thread(self._has_rankings):
             return
+        from explorer.poller import Poller
+
         poller = Poller(
             self.config,
             self.secrets,
@@ -388,37 +407,21 @@ class DepinExplorerApp(App[None]):
         finally:
             conn.close()
 
-    def _watch_cache(self) -> None:
-        if self.poller is not None:  # polling in-process: PollStored says when to re-read
+    def _cache_changed(self, mark: int, collector_gone: bool) -> None:
+        if self.poller is not None:  # polling in-process: PollStored already says so
             return
-        self._check_cache()
-
-    @work(thread=True, exclusive=True, group="cache-watch", exit_on_error=False)
-    def _check_cache(self) -> None:
-        """Has another process stored a poll? Has the collector gone?"""
-        try:
-            conn = open_reader(self.db_path)
-        except CacheError:
-            return
-        try:
-            mark = newest_poll_id(conn)
-        finally:
-            conn.close()
-        gone = self.attached_pid is not None and holder_pid(self.db_path) is None
-        self.call_from_thread(self._cache_checked, mark, gone)
-
-    def _cache_checked(self, mark: int, collector_gone: bool) -> None:
-        if mark != self._cache_mark:
-            first, self._cache_mark = self._cache_mark < 0, mark
-            if not first:
-                self.screen.post_message(PollStored("collector", mark))
-        if collector_gone and not self.offline:
+        if mark:
+            self._cache_mark = mark
+            self.screen.post_message(PollStored("collector", mark))
+        if collector_gone and not self.offline and self.attached_pid is not None:
             self.attached_pid = None
             self.notify("the collector stopped: polling in-process", markup=False)
             self.run_poller()
 
     def run_poller(self) -> None:
         """The poller runs as an async worker in the app's loop; it never touches widgets."""
+        from explorer.poller import Poller
+
         self.poller = Poller(
             self.config,
             self.secrets,
@@ -480,6 +483,8 @@ class DepinExplorerApp(App[None]):
     async def on_unmount(self) -> None:
         """Stop the poller cleanly; remember when the user last looked."""
         self._stop.set()
+        if self._watcher is not None:
+            self._watcher.stop()
         self.state.set_last_looked(self.clock())
 
     # -- actions ----------------------------------------------------------------------------

@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from screens.rankings import COLUMNS, RankingsScreen
-
 if TYPE_CHECKING:
     from explorer.app import DepinExplorerApp
 
@@ -18,6 +16,8 @@ class ExplorerCommands(Provider):
     """Screens, refresh, and sorting of the rankings."""
 
     def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
+        from screens.rankings import COLUMNS, RankingsScreen  # loaded when the palette opens
+
         app: DepinExplorerApp = self.app  # type: ignore[assignment]
         commands: list[tuple[str, Callable[[], object], str]] = [
             ("go: Overview", partial(app.action_show, "overview"), "Market summary and sources"),

@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from cache.retention import RetentionPolicy
-from sources.coingecko import root_for_plan
+if TYPE_CHECKING:  # imported where used: the CLI loads this module on every start
+    from cache.retention import RetentionPolicy
 
 
 class ConfigError(Exception):
@@ -242,6 +242,8 @@ class RetentionConfig(_Section):
 
     def policy(self) -> RetentionPolicy:
         """The cache's retention policy for these settings."""
+        from cache.retention import RetentionPolicy
+
         return RetentionPolicy(
             raw_days=self.raw_days,
             minute_days=self.minute_days,
@@ -298,6 +300,8 @@ def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
 
 def coingecko_root(config: Config, secrets: Secrets) -> str:
     """The effective CoinGecko root: the configured ``base_url``, else the plan's root."""
+    from sources.coingecko import root_for_plan  # httpx and friends: only when needed
+
     return config.sources.coingecko.base_url or root_for_plan(secrets.coingecko_plan)
 
 

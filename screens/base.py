@@ -16,7 +16,7 @@ from screens.host import host
 from screens.messages import PollStored
 from screens.widgets.status_line import Freshness, StatusLine, describe
 
-AGE_TICK = 2.0
+AGE_TICK = 5.0
 
 
 class CacheScreen(Screen[None]):

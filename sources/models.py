@@ -72,7 +72,7 @@ def _sparkline(value: Any) -> list[float | None] | None:
 class MarketCoin(BaseModel):
     """One project in a rankings snapshot (CoinGecko ``/coins/markets`` item or a sample row)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     coin_id: CleanText = Field(validation_alias="id")
     symbol: OptionalText = None
@@ -145,7 +145,7 @@ class NetworkMetric(BaseModel):
     ``hotspots_total``, ``miners_active`` and others where a network has them.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     network: str
     metric: str
@@ -158,7 +158,7 @@ class NetworkMetric(BaseModel):
 class GpuModel(BaseModel):
     """A GPU model on offer in a network: availability and price per GPU-hour."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     network: str
     model: CleanText
@@ -179,7 +179,7 @@ class NodeSample(BaseModel):
     raw counter totals the next poll turns into rates (CPU seconds, network bytes).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     node: CleanText
     source_kind: str
@@ -213,7 +213,7 @@ class DeviceStatus(BaseModel):
     on its own). ``error`` says why some of it is missing when an endpoint failed.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     network: str
     device_id: CleanText
@@ -244,7 +244,7 @@ class Reward(BaseModel):
     device, so a reward fetched twice is stored once.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     network: str
     device_id: CleanText

@@ -38,6 +38,9 @@ Align = Literal["left", "right"]
 """How a column's cells sit in their width."""
 
 _GAP = 1
+_GAP_SEGMENT = Segment(" " * _GAP)
+_CELL_CACHE_SIZE = 50_000
+"""Cells kept rendered; cleared whole when full (cheap, and values repeat within a refresh)."""
 """Blank cells between two columns."""
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -297,6 +300,9 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._groups: list[_Group] = []
         self._cursor = 0
         self._line_cache: LRUCache[tuple[object, ...], Strip] = LRUCache(cache_size)
+        self._cell_cache: dict[tuple[object, ...], list[Segment]] = {}
+        """(column number, value type, value) -> the cell's segments: a refresh where most
+        values repeat (statuses, networks, whole percentages) builds rows from these."""
 
     # ------------------------------------------------------------------ public API
 
@@ -541,6 +547,7 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._fold_cache.clear()
         self._hay_cache.clear()
         self._line_cache.clear()
+        self._cell_cache.clear()  # columns (and so renderers) may have changed
 
     def _update_in_place(self, new_rows: list[tuple[object, ...]]) -> None:
         """Same keys in the same order: patch changed rows, re-derive only what they touch."""
@@ -789,13 +796,16 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
         """Theme or focus changed: cached lines carry old colours."""
         super().notify_style_update()
         self._line_cache.clear()
+        self._cell_cache.clear()
 
     def _on_focus(self, event: events.Focus) -> None:
         self._line_cache.clear()
+        self._cell_cache.clear()
         self.refresh()
 
     def _on_blur(self, event: events.Blur) -> None:
         self._line_cache.clear()
+        self._cell_cache.clear()
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
@@ -867,13 +877,28 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _row_strip(self, row_index: int) -> Strip:
         row = self._rows[row_index]
-        line = Text(no_wrap=True, end="")
-        gap = " " * _GAP
+        segments: list[Segment] = []
+        cache = self._cell_cache
+        console = self.app.console
         for number, column in enumerate(self._columns):
             if number:
-                line.append(gap)
-            line.append_text(self._cell(column, row[number]))
-        return Strip(line.render(self.app.console))
+                segments.append(_GAP_SEGMENT)
+            value = row[number]
+            try:
+                key: tuple[object, ...] | None = (number, type(value), value)
+                cell = cache.get(key)  # type: ignore[arg-type]
+            except TypeError:  # an unhashable value: render it every time
+                key, cell = None, None
+            if cell is None:
+                holder = Text(no_wrap=True, end="")  # render() alone drops the base style
+                holder.append_text(self._cell(column, value))
+                cell = list(holder.render(console))
+                if key is not None:
+                    if len(cache) >= _CELL_CACHE_SIZE:
+                        cache.clear()
+                    cache[key] = cell
+            segments.extend(cell)
+        return Strip(segments, self._table_width)
 
     def _header_strip(self) -> Strip:
         line = Text(no_wrap=True, end="")

@@ -100,8 +100,18 @@ class StatusLine(Static):
     StatusLine.-travel { background: $accent 45%; }
     """
 
+    _shown: tuple[str, str] | None = None
+
     def show(self, content: Text, level: str) -> None:
-        """Render ``content`` and set the warn/sample/travel classes."""
+        """Render ``content`` and set the warn/sample/travel classes.
+
+        The age ticks every 2 s but reads "5 min ago" for a minute: an unchanged line is not
+        redrawn, so an idle console sends next to nothing over SSH.
+        """
+        key = (content.markup, level)
+        if key == self._shown:
+            return
+        self._shown = key
         self.set_class(level == "warn", "-warn")
         self.set_class(level == "sample", "-sample")
         self.set_class(level == "travel", "-travel")
