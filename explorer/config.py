@@ -261,6 +261,25 @@ class UiConfig(_Section):
     animations: Literal["none", "basic", "full"] = "none"
 
 
+class EconomicsConfig(_Section):
+    """``[economics]``: what the Rewards screen counts as cost (docs/config.md)."""
+
+    currency: Literal["USD"] = "USD"
+    """Of the two figures below; rewards are valued at cached USD prices, so USD only."""
+    power_price_per_kwh: float | None = Field(default=None, ge=0)
+    """Price of a kWh of the GPUs' power; unset: power is not counted."""
+    hardware_cost: dict[str, float] = Field(default_factory=dict)
+    """Per node name, network name or ``default`` (looked up in that order), for payback."""
+
+    @field_validator("hardware_cost")
+    @classmethod
+    def _not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, cost in value.items():
+            if cost < 0:
+                raise ValueError(f"{key}: a hardware cost cannot be negative")
+        return value
+
+
 class Config(_Section):
     """The whole configuration file."""
 
@@ -269,6 +288,7 @@ class Config(_Section):
     cache: CacheConfig = CacheConfig()
     retention: RetentionConfig = RetentionConfig()
     ui: UiConfig = UiConfig()
+    economics: EconomicsConfig = EconomicsConfig()
     keys: dict[str, str] = Field(default_factory=dict)
     """Binding id -> keys, e.g. ``"rankings.filter" = "slash,ctrl+f"``."""
 
@@ -417,6 +437,10 @@ snapshot_hourly_days = 90   # then one a day (for day_days)
 [ui]
 start_screen = "overview"   # or "rankings"
 animations = "none"         # none | basic | full
+
+[economics]          # the Rewards screen (5): power cost, net, payback
+# power_price_per_kwh = 0.25   # USD per kWh of the GPUs' power; unset: not counted
+# hardware_cost = { default = 12000, "gpu-01" = 18000 }   # by node, network, else default
 
 [keys]
 # Remap any binding by its id (see `?` in the app), e.g.:
