@@ -83,6 +83,25 @@ def fleet_columns(thresholds: dict[str, tuple[float, float]]) -> list[Column]:
 
 
 COLUMN_KEYS = [c.key for c in fleet_columns({})]
+KEY_SEPARATOR = "\x1f"
+"""Never in a node name: names are sanitised, control characters replaced."""
+
+
+def row_key(node: str, source_kind: str) -> str:
+    """The table key of a (node, source kind).
+
+    The node name itself for exporters, the usual case (no second string per row at 100,000
+    nodes), else name and kind.
+    """
+    return node if source_kind == "exporter" else f"{node}{KEY_SEPARATOR}{source_kind}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(node, source kind) of a :func:`row_key`."""
+    node, _, kind = key.partition(KEY_SEPARATOR)
+    return node, kind or "exporter"
+
+
 FILTER_COLUMNS = ("node", "network", "source")
 
 
@@ -162,13 +181,14 @@ class FleetScreen(CacheScreen):
         app = host(self)
         now = app.now()
         group_label = self.group if self.group not in GROUPS else None
-        fleet = fleet_rows(conn, app.at, label=group_label)
+        fleet = fleet_rows(conn, app.at, label=group_label, whole=True)
         rewards = rewards_by_node(conn, now)
         stale_after = {
             kind: 2 * app.source_interval(_poll_name(kind))
             for kind in ("exporter", "promql", "local")
         }
         ages: dict[str, float] = {}
+        shared: dict[object, object] = {}  # one str object per network / kind, not per row
         rows, keys = [], []
         for (
             node,
@@ -195,6 +215,8 @@ class FleetScreen(CacheScreen):
             else:
                 status = "up"
             reward = rewards.get(node)  # type: ignore[call-overload]
+            network = shared.setdefault(network, network)
+            kind = shared.setdefault(kind, kind)
             row = (
                 node,
                 network,
@@ -211,7 +233,7 @@ class FleetScreen(CacheScreen):
                 kind,
             )
             rows.append((*row, label) if group_label else row)
-            keys.append(f"{kind}/{node}")
+            keys.append(row_key(node, kind))  # type: ignore[arg-type]
         labels = [k for k in fleet.label_keys if k not in GROUPS]
         data = FleetData(rows, keys, labels, group_label)
         return data, latest_good_poll(conn, FLEET_SOURCES, app.at)
@@ -336,8 +358,7 @@ class FleetScreen(CacheScreen):
 
     @on(FleetTable.RowSelected)
     def _open_node(self, event: FleetTable.RowSelected) -> None:
-        kind, _, node = event.key.partition("/")  # a source kind never contains "/"
-        self.app.push_screen(NodeScreen(node, kind))
+        self.app.push_screen(NodeScreen(*split_key(event.key)))
 
 
 def _poll_name(source_kind: str) -> str:

@@ -15,6 +15,7 @@ sanitised and never parsed as markup.
 from __future__ import annotations
 
 import re
+from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -132,7 +133,11 @@ def _sort_keys(values: list[object]) -> list[object]:
     if kinds <= {int, float, bool}:
         return [None if v is None or v != v else v for v in values]
     if kinds == {str}:
-        return [(v.casefold() or None) if isinstance(v, str) else None for v in values]
+        folded: dict[str, str | None] = {}  # one folded string per distinct value, not per row
+        return [
+            folded.setdefault(v, v.casefold() or None) if isinstance(v, str) else None
+            for v in values
+        ]
     if len(kinds) == 1:
         return [None if _is_missing(v) else v for v in values]
     return [None if _is_missing(v) else _mixed_key(v) for v in values]
@@ -284,7 +289,7 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._table_width = 0
         # Derived per data set, computed lazily and dropped when their column changes.
         self._sort_key_cache: dict[int, list[object]] = {}
-        self._perm_cache: dict[tuple[int, bool], list[int]] = {}
+        self._perm_cache: dict[tuple[int, bool], Sequence[int]] = {}
         self._fold_cache: dict[int, list[str]] = {}
         self._hay_cache: dict[tuple[int, ...], list[str]] = {}
         # View state.
@@ -294,8 +299,8 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._group: int | None = None
         # What is on show: data rows in display order, display lines (a row index, or -(g+1)
         # for group header g) and, when grouped, the display line of each shown row.
-        self._order: list[int] = []
-        self._lines: list[int] = []
+        self._order: Sequence[int] = []
+        self._lines: Sequence[int] = []
         self._data_lines: list[int] | None = None
         self._groups: list[_Group] = []
         self._cursor = 0
@@ -610,7 +615,7 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
             keys = self._sort_key_cache[column] = _sort_keys(self._column_values(column))
         return keys
 
-    def _permutation(self, column: int, descending: bool) -> list[int]:
+    def _permutation(self, column: int, descending: bool) -> Sequence[int]:
         """All row indexes sorted by ``column``, missing last; cached per direction."""
         cached = self._perm_cache.get((column, descending))
         if cached is not None:
@@ -626,7 +631,10 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
                 None if k is None else _mixed_key(str(k)) for k in keys
             ]
             present.sort(key=keys.__getitem__, reverse=descending)
-        perm = self._perm_cache[(column, descending)] = present + absent
+        # an int array: 4 bytes a row, where a list holds a 28-byte int object per row
+        perm = array("i", present)
+        perm.extend(absent)
+        self._perm_cache[(column, descending)] = perm
         return perm
 
     def _haystack(self, columns: tuple[int, ...]) -> list[str]:
@@ -649,7 +657,7 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
     def _rebuild(self, follow: str | None) -> None:
         """Recompute what is on show from sort, filter and grouping; keep ``follow`` highlighted."""
         if self._sort is None:
-            base: list[int] = list(range(len(self._rows)))
+            base: Sequence[int] = array("i", range(len(self._rows)))
         else:
             base = self._permutation(*self._sort)
         if self._needle and self._filter_cols:
@@ -672,7 +680,7 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
             self.set_reactive(FleetTable.virtual_size, size)
             self.refresh(layout=True, repaint=False)
 
-    def _build_groups(self, base: list[int], column: int) -> None:
+    def _build_groups(self, base: Sequence[int], column: int) -> None:
         keys = self._sort_keys(column)
         buckets: dict[object, list[int]] = {}
         for i in base:

@@ -30,8 +30,8 @@ async def test_summary_and_default_order_put_trouble_first(tmp_path: Path) -> No
         assert "6 nodes" in summary and "1 down" in summary and "1 stale" in summary
         assert "4,010 W" in summary
         keys = table.visible_keys()
-        assert keys[0] == "exporter/gpu-03"  # down sorts first ("down" < "stale" < "up")
-        assert keys[1] == "exporter/gpu-stale"
+        assert keys[0] == "gpu-03"  # down sorts first ("down" < "stale" < "up")
+        assert keys[1] == "gpu-stale"
 
 
 async def test_sort_filter_group_and_drill_down(tmp_path: Path) -> None:
@@ -40,15 +40,15 @@ async def test_sort_filter_group_and_drill_down(tmp_path: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         table = await open_fleet(pilot)
         await pilot.press("s")  # next column after status: CPU%, descending
-        assert table.visible_keys()[0] == "exporter/gpu-02"
-        assert table.visible_keys()[-1] == "exporter/gpu-03"  # no value: last either way
+        assert table.visible_keys()[0] == "gpu-02"
+        assert table.visible_keys()[-1] == "gpu-03"  # no value: last either way
         await pilot.press("S")
-        assert table.visible_keys()[0] == "exporter/cpu-01"
-        assert table.visible_keys()[-1] == "exporter/gpu-03"
+        assert table.visible_keys()[0] == "cpu-01"
+        assert table.visible_keys()[-1] == "gpu-03"
         await pilot.press("slash")
         assert isinstance(app.focused, Input)
         await pilot.press(*"akash")
-        assert set(table.visible_keys()) == {"exporter/cpu-01", "exporter/gpu-stale"}
+        assert set(table.visible_keys()) == {"cpu-01", "gpu-stale"}
         await pilot.press("escape")
         assert table.visible_count == 6
         await pilot.press("g")  # by network
@@ -67,7 +67,7 @@ async def test_sort_filter_group_and_drill_down(tmp_path: Path) -> None:
         await settle(pilot)
         assert table.group_key is None
         assert table.columns[-1].key == "source"  # the label column is gone again
-        table.move_cursor_to("exporter/gpu-02")
+        table.move_cursor_to("gpu-02")
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, NodeScreen)
@@ -89,7 +89,7 @@ async def test_node_screen_charts_history_over_ranges(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         table = await open_fleet(pilot)
-        table.move_cursor_to("exporter/gpu-01")
+        table.move_cursor_to("gpu-01")
         await pilot.press("enter")
         await settle(pilot)
         screen = app.screen
@@ -158,15 +158,15 @@ async def test_rewards_column_summary_and_node_ionet_section(tmp_path: Path) -> 
         rows = {k: table.row_for(k) for k in table.visible_keys()}
         reward = [c.key for c in table.columns].index("reward_24h")
         # 23 blocks in the last 24 h, four of them "not in block": 19 x 0.25 IO
-        assert rows["exporter/gpu-01"][reward] == 4.75
-        assert rows["exporter/gpu-02"][reward] is None  # no rewards stored: missing, not 0
+        assert rows["gpu-01"][reward] == 4.75
+        assert rows["gpu-02"][reward] is None  # no rewards stored: missing, not 0
         summary = str(app.screen.query_one("#fleet-summary", Static).render())
         assert "4.75 IO earned 24h" in summary
         await pilot.press("s")  # sorting by the rewards column puts the earner first
         while table.sort_state[0] != "reward_24h":
             await pilot.press("s")
-        assert table.visible_keys()[0] == "exporter/gpu-01"
-        table.move_cursor_to("exporter/gpu-01")
+        assert table.visible_keys()[0] == "gpu-01"
+        table.move_cursor_to("gpu-01")
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, NodeScreen)
@@ -175,7 +175,7 @@ async def test_rewards_column_summary_and_node_ionet_section(tmp_path: Path) -> 
         assert "RTX A6000 ×8" in ionet and "151 earned, 9 failed, 8 missed" in ionet
         assert "4.7500 IO in 19 of 23 blocks" in ionet  # the default range is 24 h
         await pilot.press("escape")
-        table.move_cursor_to("exporter/gpu-02")
+        table.move_cursor_to("gpu-02")
         await pilot.press("enter")
         await settle(pilot)
         ionet = str(app.screen.query_one("#node-ionet", Static).render())

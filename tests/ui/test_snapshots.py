@@ -115,7 +115,7 @@ def test_node(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
         await settle(pilot)
         await pilot.press("4")
         await settle(pilot)
-        pilot.app.screen.query_one("#fleet-table").move_cursor_to("exporter/gpu-01")
+        pilot.app.screen.query_one("#fleet-table").move_cursor_to("gpu-01")
         await pilot.press("enter")
         await settle(pilot)
 

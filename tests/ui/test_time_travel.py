@@ -61,7 +61,7 @@ def prices(app) -> set[float | None]:
 def cpu(app) -> object:
     table = app.screen.query_one(FleetTable)
     keys = [c.key for c in table.columns]
-    return table.row_for("exporter/gpu-01")[keys.index("cpu_pct")]
+    return table.row_for("gpu-01")[keys.index("cpu_pct")]
 
 
 async def test_every_screen_as_of_t2_shows_t2(tmp_path: Path) -> None:

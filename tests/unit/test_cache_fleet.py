@@ -130,9 +130,10 @@ def test_fleet_rows_live_and_as_of_agree_with_latest_fleet(tmp_path: Path) -> No
     )
     conn = open_reader(db)
     live = fleet_rows(conn)
-    assert [r[0] for r in live.rows] == ["a", "b-odd", "c"]  # node order, no sort step needed
+    live_rows = list(live.rows)
+    assert [r[0] for r in live_rows] == ["a", "b-odd", "c"]  # node order, no sort step needed
     assert live.label_keys == ["device_id", "network", "rack", 'we"ird.key']
-    by_node = {r[0]: r for r in live.rows}
+    by_node = {r[0]: r for r in live_rows}
     full = {n.node: n for n in latest_fleet(conn)}
     for name, row in by_node.items():
         assert row[3] == full[name].up
@@ -148,3 +149,5 @@ def test_fleet_rows_live_and_as_of_agree_with_latest_fleet(tmp_path: Path) -> No
     assert one is not None and one.up is False and one.error == "refused"
     assert node_row(conn, "a", "exporter", at=T0 + timedelta(seconds=5)) is None
     assert node_row(conn, "nope", "exporter") is None
+    whole = {r[0]: r[4] for r in fleet_rows(conn, whole=True).rows}
+    assert whole["c"] == 20 and type(whole["c"]) is int  # what the table shows, as a small int
