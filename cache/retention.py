@@ -26,7 +26,6 @@ where it stopped and running twice changes nothing the second time.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,6 +35,7 @@ from datetime import datetime, timedelta
 
 from cache import rollup
 from cache.db import iso, parse_iso
+from cache.retention_policy import RetentionPolicy
 
 BATCH_ROWS = 5000
 """Rows touched per write transaction (measured: about 30-60 ms on a 2-core VM)."""
@@ -44,35 +44,6 @@ READ_ROWS = 100_000
 SAMPLE_SOURCE = "sample"
 _WATERMARK = {3600: "retention.hours_until", 86400: "retention.days_until"}
 _RAW_WATERMARK = "retention.raw_until"
-
-
-@dataclass(frozen=True)
-class RetentionPolicy:
-    """How long each resolution is kept, in days (``day_days=None``: forever)."""
-
-    raw_days: float = 7.0
-    minute_days: float = 30.0
-    hour_days: float = 400.0
-    day_days: float | None = None
-    snapshot_full_days: float = 1.0
-    snapshot_hourly_days: float = 90.0
-
-    def __post_init__(self) -> None:
-        # Hours must be over before their raw samples go: hence at least one day of raw.
-        chain = [
-            ("raw_days", self.raw_days, 1.0),
-            ("minute_days", self.minute_days, self.raw_days),
-            ("hour_days", self.hour_days, self.minute_days),
-            ("snapshot_full_days", self.snapshot_full_days, 1 / 24),
-            ("snapshot_hourly_days", self.snapshot_hourly_days, self.snapshot_full_days),
-        ]
-        if self.day_days is not None:
-            chain.append(
-                ("day_days", self.day_days, max(self.hour_days, self.snapshot_hourly_days))
-            )
-        for name, value, minimum in chain:
-            if not math.isfinite(value) or value < minimum:
-                raise ValueError(f"{name} must be at least {minimum:g} (got {value:g})")
 
 
 @dataclass

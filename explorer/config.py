@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,8 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-if TYPE_CHECKING:  # imported where used: the CLI loads this module on every start
-    from cache.retention import RetentionPolicy
+from cache.retention_policy import RetentionPolicy
 
 
 class ConfigError(Exception):
@@ -242,8 +241,6 @@ class RetentionConfig(_Section):
 
     def policy(self) -> RetentionPolicy:
         """The cache's retention policy for these settings."""
-        from cache.retention import RetentionPolicy
-
         return RetentionPolicy(
             raw_days=self.raw_days,
             minute_days=self.minute_days,
