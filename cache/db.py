@@ -192,6 +192,35 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX polls_finished ON polls (finished_at);
     """,
+    # 6: alerts (cache/alerts.py): one row per firing, resolved in place; alert_pending holds what
+    # hysteresis needs between polls (a condition seen since when), so a restart keeps it.
+    """
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        rule TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        severity TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+        state TEXT NOT NULL CHECK (state IN ('firing', 'resolved')),
+        since TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        resolved_at TEXT,
+        value REAL,
+        message TEXT NOT NULL,
+        poll_id INTEGER
+    );
+    CREATE INDEX alerts_started ON alerts (started_at);
+    CREATE UNIQUE INDEX alerts_firing ON alerts (rule, subject) WHERE state = 'firing';
+    CREATE TABLE alert_pending (
+        rule TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        toward TEXT NOT NULL CHECK (toward IN ('firing', 'resolved')),
+        since TEXT NOT NULL,
+        value REAL,
+        message TEXT NOT NULL,
+        PRIMARY KEY (rule, subject)
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from cache.retention_policy import RetentionPolicy
+from explorer.alert_config import AlertsConfig
 
 
 class ConfigError(Exception):
@@ -285,6 +286,7 @@ class Config(_Section):
     cache: CacheConfig = CacheConfig()
     retention: RetentionConfig = RetentionConfig()
     ui: UiConfig = UiConfig()
+    alerts: AlertsConfig = AlertsConfig()
     economics: EconomicsConfig = EconomicsConfig()
     keys: dict[str, str] = Field(default_factory=dict)
     """Binding id -> keys, e.g. ``"rankings.filter" = "slash,ctrl+f"``."""
