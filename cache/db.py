@@ -7,6 +7,7 @@ Screens and exports open with :func:`open_reader` (``mode=ro``), one connection 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -233,6 +234,20 @@ class SchemaTooNewError(CacheError):
     """The file was written by a newer depin-explorer."""
 
 
+class CorruptCacheError(CacheError):
+    """The file is damaged, or not an SQLite database at all."""
+
+
+class ReadOnlyCacheError(CacheError):
+    """This process may read the cache but not write it (permissions, read-only mount)."""
+
+
+QUICK_CHECK_MAX_BYTES = 100 * 1024 * 1024
+"""The writer runs ``PRAGMA quick_check`` at open on files up to this size (well under 1 s)."""
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p")
+Notice = Callable[[str], None]
+
+
 Clock = Callable[[], datetime]
 
 
@@ -294,13 +309,43 @@ def _set_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.02)
 
 
-def open_writer(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the cache for writing and bring its schema up to date."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def open_writer(path: Path, on_notice: Notice | None = None) -> sqlite3.Connection:
+    """Open (creating if needed) the cache for writing and bring its schema up to date.
+
+    With ``on_notice`` (the poller, which holds the writer lock), a damaged file is moved aside
+    with its ``-wal`` and ``-shm`` to ``<name>.corrupt-<UTC time>``, a fresh cache is created and
+    the notice says so; a cache on a network filesystem gets a warning. Without it, a damaged
+    file raises CorruptCacheError and is left as it is. Readers never quarantine anything.
+    """
+    if on_notice is not None and (fstype := network_filesystem(path)):
+        on_notice(
+            f"{path} is on a network filesystem ({fstype}): SQLite's WAL needs a local disk; "
+            "set [cache] path or --db to a local path"
+        )
+    try:
+        return _open_writer(path)
+    except CorruptCacheError as exc:
+        if on_notice is None:
+            raise
+        moved = quarantine(path)
+        on_notice(f"{exc}; moved it aside to {moved.name} and started a new cache")
+        return _open_writer(path)
+
+
+def _open_writer(path: Path) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _read_only(path, exc.strerror or str(exc)) from exc
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         _pragmas(conn)
+        if 0 < (path.stat().st_size if path.exists() else 0) <= QUICK_CHECK_MAX_BYTES:
+            # damage away from page 1 shows only here; never migrate on top of it
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+            if rows != [("ok",)]:
+                raise sqlite3.DatabaseError(f"quick_check: {rows[0][0]}")
         _set_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA journal_size_limit = 16777216")
@@ -308,12 +353,60 @@ def open_writer(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         if conn is not None:
             conn.close()
+        text = str(exc)
+        if any(m in text for m in ("not a database", "malformed", "quick_check")):
+            raise CorruptCacheError(f"{path} is damaged ({text})") from exc
+        if any(m in text for m in ("readonly", "unable to open", "read-only")):
+            raise _read_only(path, text) from exc
         raise _wrap(path, exc) from exc
     except CacheError:
         if conn is not None:
             conn.close()
         raise
     return conn
+
+
+def _read_only(path: Path, why: str) -> ReadOnlyCacheError:
+    return ReadOnlyCacheError(f"cannot write the cache {path} as uid {os.getuid()}: {why}")
+
+
+def quarantine(path: Path, now: datetime | None = None) -> Path:
+    """Move a damaged cache aside with its ``-wal`` and ``-shm``; return the new name.
+
+    The three move together (a ``-wal`` replayed into another file corrupts it), never over an
+    earlier quarantined copy, and nothing is deleted.
+    """
+    stamp = (now or utc_now()).strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    number = 1
+    while any(Path(f"{target}{s}").exists() for s in ("", "-wal", "-shm")):
+        number += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{number}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            os.replace(source, f"{target}{suffix}")
+    return target
+
+
+def network_filesystem(path: Path, mounts: Path = Path("/proc/mounts")) -> str | None:
+    """The filesystem type when ``path`` lives on NFS, SMB, sshfs and the like, else None."""
+    try:
+        lines = mounts.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    where = path.expanduser().resolve()
+    best, best_type = "", None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ").replace("\\011", "\t")
+        if (where == Path(point) or Path(point) in where.parents) and len(point) > len(best):
+            best, best_type = point, fields[2]
+    if best_type and (best_type in NETWORK_FILESYSTEMS or best_type.startswith(("nfs", "smb"))):
+        return best_type
+    return None
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
@@ -339,19 +432,38 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         raise
 
 
+def _connect_ro(path: Path, *, immutable: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro{'&immutable=1' if immutable else ''}",
+        uri=True,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+    )
+    _pragmas(conn)
+    return conn
+
+
 def open_reader(path: Path) -> sqlite3.Connection:
     """Open the cache read-only. A missing file is an error the caller turns into "no data"."""
     if not path.exists():
         raise CacheError(f"no cache at {path} yet")
     try:
-        conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro",
-            uri=True,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,
-        )
-        _pragmas(conn)
-        version = schema_version(conn)
+        conn = _connect_ro(path)
+        try:
+            version = schema_version(conn)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            # A WAL file in a directory we may not write (a shared cache): SQLite cannot make
+            # the -shm it needs. With no -wal either, every commit is in the main file, so it
+            # can be read as immutable; a writer at work would have left its -wal there.
+            if not (
+                ("readonly" in str(exc) or "unable to open" in str(exc))
+                and not os.access(path.parent, os.W_OK)
+                and not Path(f"{path}-wal").exists()
+            ):
+                raise
+            conn = _connect_ro(path, immutable=True)
+            version = schema_version(conn)
         _check_not_newer(version, path)
         if version == 0:
             conn.close()

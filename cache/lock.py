@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from cache.db import CacheError
+from cache.db import CacheError, ReadOnlyCacheError
 
 
 def lock_path(db_path: Path) -> Path:
@@ -52,11 +52,16 @@ class WriterLock:
         """Take the lock if it is free; False when another process (or object) holds it."""
         if self._fd is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             # O_CLOEXEC (Python's default): a child we spawn must not inherit, and keep, the lock.
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):  # a reader, not a writer
+                raise ReadOnlyCacheError(
+                    f"cannot write the cache {self.db_path} as uid {os.getuid()}: "
+                    f"cannot create {self.path.name}: {exc.strerror}"
+                ) from exc
             raise CacheError(f"cannot create the writer lock {self.path}: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -237,7 +237,10 @@ def write_poll(conn: sqlite3.Connection, record: PollRecord) -> int:
             )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite may already have rolled back (SQLITE_FULL does): a second ROLLBACK would raise
+        # "no transaction is active" and hide the real error
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     return poll_id
 

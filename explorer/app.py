@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 import screens
-from cache.db import CacheError, Clock, open_reader, utc_now
+from cache.db import CacheError, Clock, ReadOnlyCacheError, open_reader, utc_now
 from cache.lock import WriterLockHeldError, holder_pid
 from cache.queries import latest_rankings_poll
 from cache.timeline import neighbour_poll
@@ -496,6 +496,7 @@ class DepinExplorerApp(App[None]):
         """Switch to a top-level screen."""
         if mode in self.MODES and mode != self.current_mode:
             self.switch_mode(mode)
+            on_notice=self._cache_notice,
 
     def action_refresh(self) -> None:
         """Poll every source now."""
@@ -512,6 +513,10 @@ class DepinExplorerApp(App[None]):
         self.push_screen(TimeTravelPrompt(self.at, self.clock()), self._travel_answer)
 
     def _travel_answer(self, answer: datetime | str | None) -> None:
+    def _cache_notice(self, message: str) -> None:
+        """A damaged cache moved aside, writes paused by a full disk, or resumed."""
+        self.notify(message, title="cache", severity="warning", timeout=15, markup=False)
+
         if answer is not None:
             self.travel_to(None if answer == LIVE else answer)  # type: ignore[arg-type]
 
@@ -540,6 +545,9 @@ class DepinExplorerApp(App[None]):
             return
         try:
             conn = open_reader(self.db_path)
+        elif isinstance(error, ReadOnlyCacheError):  # e.g. a shared cache we may only read
+            self.poller = None
+            self.notify(f"{error}: read-only session, not polling", markup=False)
         except CacheError as exc:
             self.call_from_thread(self.notify, str(exc), markup=False)
             return

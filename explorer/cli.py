@@ -212,7 +212,13 @@ def poll(ctx: click.Context, once: bool, only: str | None, **globals_: Any) -> N
     from explorer.poller import Poller
 
     try:
-        poller = Poller(setup.config, setup.secrets, setup.db_path, offline=ctx.obj.offline)
+        poller = Poller(
+            setup.config,
+            setup.secrets,
+            setup.db_path,
+            offline=ctx.obj.offline,
+            on_notice=lambda message: click.echo(f"depin-explorer: {message}", err=True),
+        )
     except ConfigError as exc:  # e.g. a named credentials variable that is not set
         fail(f"config error: {exc}")
         return

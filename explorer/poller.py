@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ from cache.queries import previous_counters
 from cache.retention import RetentionReport, apply_retention
 from cache.rewards import fleet_devices, known_rewards
 from cache.store import PollRecord, has_rankings, write_poll
+from explorer.alerting import Alerting
 from explorer.config import Config, Secrets
 from explorer.registry import SourceSettings, build_sources
 from sources.base import RETRY_AFTER_DEFAULT, Source, make_client
@@ -40,6 +42,8 @@ StoredCallback = Callable[[PollRecord, int], None]
 MAX_RATE_BACKOFF = 900.0
 RETENTION_FIRST_DELAY = 60.0
 """Retention runs a minute after start (not in the way of the first polls), then per interval."""
+MIN_FREE_BYTES = 64 * 1024 * 1024
+"""Below this much free space on the cache's disk writes pause (reliability.md §8.3)."""
 
 
 @dataclass
@@ -69,7 +73,7 @@ class Outcome:
     @property
     def failed(self) -> bool:
         """Failed polls, and sources held back by a rate limit, a pause or an open circuit."""
-        held = self.skipped in ("rate limited", "paused", "circuit open")
+        held = self.skipped in ("rate limited", "paused", "circuit open", "writes paused")
         return held or (self.record is not None and not self.record.ok)
 
 
@@ -84,9 +88,13 @@ class Poller:
     clock: Clock = utc_now
     transport: httpx.AsyncBaseTransport | None = None
     on_stored: StoredCallback | None = None
+    on_notice: Callable[[str], None] | None = None
+    """Warnings about the cache itself: a damaged file moved aside, writes paused or resumed."""
     sources: dict[str, Source] = field(default_factory=dict)
     settings: dict[str, SourceSettings] = field(default_factory=dict)
     schedules: dict[str, Schedule] = field(default_factory=dict)
+    alerting: Alerting | None = None
+    """Alert rules run after each stored poll; built from ``[alerts]`` unless offline."""
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -96,6 +104,8 @@ class Poller:
         for name in self.sources:
             self.settings.setdefault(name, SourceSettings(interval=120.0, timeout=10.0))
             self.schedules.setdefault(name, Schedule(interval=self.settings[name].interval))
+        if self.alerting is None and not self.offline:  # offline: no webhooks, no commands
+            self.alerting = Alerting(self.config.alerts, self.clock, transport=self.transport)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
         self._lock = WriterLock(self.db_path)
         self._counters_loaded: set[str] = set()
@@ -104,11 +114,14 @@ class Poller:
         self._clients: dict[tuple[str | None, bool], httpx.AsyncClient] = {}
         self._rng = random.Random()
         self._wake: asyncio.Event | None = None
+        self._open_notices: list[str] = []
+        self.writes_paused: str | None = None
+        """Why polls are not being stored (a full disk); None while writes go through."""
 
     # -- the writer thread ------------------------------------------------------------------
     def _writer(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = open_writer(self.db_path)
+            self._conn = open_writer(self.db_path, on_notice=self._open_notices.append)
         return self._conn
 
     async def _run_in_writer(self, func: Callable[[sqlite3.Connection], object]) -> object:
@@ -124,6 +137,9 @@ class Poller:
         if not self._lock.acquire():
             raise WriterLockHeldError(self.db_path, holder_pid(self.db_path))
         await self._run_in_writer(lambda conn: None)
+        for message in self._open_notices:  # gathered in the writer thread, told from here
+            self._notice(message)
+        self._open_notices.clear()
         rows = await self._run_in_writer(
             lambda conn: conn.execute(
                 "SELECT source, MAX(retry_at) FROM polls WHERE retry_at IS NOT NULL GROUP BY source"
@@ -141,6 +157,8 @@ class Poller:
 
     async def close(self) -> None:
         """Close the HTTP client and the writer connection."""
+        if self.alerting is not None:  # deliveries under way get a moment to finish
+            await self.alerting.close(grace=2.0)
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
@@ -231,10 +249,17 @@ class Poller:
             error=error,
             retry_at=retry_at,
         )
+        if self._disk_low():
+            return self._pause_writes(name, "less than 64 MiB free on its disk")
         try:
             poll_id = int(await self._run_in_writer(lambda conn: write_poll(conn, record)))  # type: ignore[call-overload]
         except sqlite3.Error as exc:  # the poll is lost, never half-written: say so clearly
+            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_FULL:
+                return self._pause_writes(name, "the disk is full")
             raise CacheError(f"cannot store the poll of {name} in {self.db_path}: {exc}") from exc
+        if self.writes_paused is not None:
+            self.writes_paused = None
+            self._notice(f"writes to {self.db_path} resumed")
         if kind is not None and reading is not None and error is None:
             previous = source.previous  # type: ignore[attr-defined]
             previous.update({n.node: dict(n.counters) for n in reading.nodes if n.counters})
@@ -242,9 +267,30 @@ class Poller:
             log.warning("poll %s failed: %s (%s)", name, error.message, error.kind)
         else:
             log.info("poll %s stored %d items", name, reading.items if reading else 0)
+        if self.alerting is not None:  # in the writer thread; actions are queued, not awaited
+            await self.alerting.after_poll(self._run_in_writer, poll_id)
         if self.on_stored is not None:
             self.on_stored(record, poll_id)
         return Outcome(name, record=record)
+
+    def _notice(self, message: str) -> None:
+        log.warning("%s", message)
+        if self.on_notice is not None:
+            self.on_notice(message)
+
+    def _disk_low(self) -> bool:
+        try:
+            return shutil.disk_usage(self.db_path.parent).free < MIN_FREE_BYTES
+        except OSError:
+            return False  # the write itself will say what is wrong
+
+    def _pause_writes(self, name: str, why: str) -> Outcome:
+        # The transaction rolled back whole (no partial rows); every later poll retries the
+        # write, so storing resumes by itself once there is room again. One notice per change.
+        if self.writes_paused is None:
+            self.writes_paused = f"{why}: writes to {self.db_path} paused"
+            self._notice(f"{self.writes_paused}; they resume by themselves when there is room")
+        return Outcome(name, skipped="writes paused", detail=self.writes_paused)
 
     def _reschedule(self, name: str, error: SourceError | None, now: datetime) -> datetime | None:
         schedule = self.schedules[name]

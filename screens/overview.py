@@ -41,6 +41,10 @@ def movers(coins: list[CoinRow], *, gainers: bool) -> list[CoinRow]:
     )
 
 
+LOOK_OFFER = 300.0
+"""Seconds since the last look before the Overview offers "what changed"."""
+
+
 class OverviewScreen(CacheScreen):
     """Tracked market cap, project count, movers, and the freshness of each source."""
 
@@ -95,7 +99,8 @@ class OverviewScreen(CacheScreen):
         app = host(self)
         looked = app.last_looked()
         box = self.query_one("#overview-last-look", Static)
-        box.display = looked is not None and looked < app.now()
+        # worth offering once something could have changed: not right after a restart
+        box.display = looked is not None and (app.now() - looked).total_seconds() >= LOOK_OFFER
         if looked is not None:
             ago = age((app.now() - looked).total_seconds())
             box.update(

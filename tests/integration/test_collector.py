@@ -221,3 +221,46 @@ def test_offline_never_writes_a_cache_that_has_rankings(tmp_path: Path) -> None:
     asyncio.run(browse())
     assert db.read_bytes() == before
     assert not Path(f"{db}.lock").exists()  # no writer was ever started
+
+
+def test_backup_of_a_killed_collectors_database_browses_offline(tmp_path: Path) -> None:
+    """Issue 6 acceptance: SIGKILL, then `db backup`, then every screen, time travel and the
+    diff on the copy, offline (tests cannot reach the internet anyway: conftest)."""
+    db = tmp_path / "history.db"
+    served = [Reply(200, page(float(n))) for n in range(1, 100)]
+    with LoopbackServer({MARKETS: served}) as server:
+        cfg = config(tmp_path, server)
+        collector = start_collector(tmp_path, cfg, db)
+        try:
+            wait_for(lambda: polls(db) >= 3)
+        finally:
+            collector.kill()
+            collector.wait(timeout=10)
+    copy = tmp_path / "elsewhere" / "copy.db"
+    copy.parent.mkdir()
+    backup = CliRunner().invoke(cli, ["--db", str(db), "db", "backup", str(copy)])
+    assert backup.exit_code == 0, backup.output
+    assert integrity(copy) == "ok"
+
+    async def browse() -> None:
+        app = DepinExplorerApp(
+            Config(), Secrets(), copy, offline=True, state_path=tmp_path / "s.json", poll=True
+        )
+        async with app.run_test(size=(80, 24)) as pilot:
+            for key in "1234567":
+                await pilot.press(key)
+                await settle(pilot)
+                assert "no data yet" not in status(app) or key in "3456"
+            await pilot.press("2")
+            await settle(pilot)
+            newest = {c.price_usd for c in app.screen.shown}
+            await pilot.press("comma")  # one poll back
+            await settle(pilot)
+            assert app.at is not None and "AS OF" in status(app)
+            earlier = {c.price_usd for c in app.screen.shown}
+            assert len(newest) == len(earlier) == 1 and earlier != newest
+            await pilot.press("6")
+            await settle(pilot)
+            assert "What changed" in str(app.screen.query_one("#history-title").render())
+
+    asyncio.run(browse())
