@@ -440,6 +440,12 @@ from explorer.db_cli import db as db_group  # noqa: E402 - it builds on the help
 
 cli.add_command(db_group)
 
+from explorer.alerts_cli import alerts as alerts_command  # noqa: E402 - as db above
+from explorer.alerts_cli import export_alerts  # noqa: E402
+
+cli.add_command(alerts_command)
+export.add_command(export_alerts)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -542,3 +542,105 @@ async def _attempt(
     except SourceError as error:
         error.status = status
         raise
+
+
+WEBHOOK_BODY_CAP = 64 * 1024
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str,
+    payload: Any,
+    *,
+    headers: Mapping[str, str] | None = None,
+    policy: HttpPolicy | None = None,
+    sleep: Sleep = asyncio.sleep,
+    rng: random.Random | None = None,
+) -> int:
+    """POST ``payload`` as JSON (a webhook), within the policy's deadline and attempts.
+
+    Connection errors, timeouts, 429 and 500/502/503/504 are retried with full-jitter back-off
+    (a Retry-After is honoured when it fits the deadline); any other status fails at once. The
+    answer's body is read up to a small cap and dropped. A retried POST may arrive twice.
+
+    Returns:
+        The HTTP status of the accepting answer (2xx).
+
+    Raises:
+        SourceError: whose message names the host and status, never the URL's path or query
+            nor a header value.
+    """
+    policy = policy or HttpPolicy(body_cap=WEBHOOK_BODY_CAP)
+    rng = rng or random.Random()
+    host = httpx.URL(url).host or "webhook"
+    secrets = _secrets_of(headers, None)
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    sent = {**(headers or {}), "content-type": "application/json"}
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(policy.deadline):
+            for attempt in range(policy.attempts):
+                try:
+                    return await _post_once(client, url, body, sent, policy, host, secrets)
+                except SourceError as error:
+                    retryable = error.kind in (
+                        ErrorKind.CONNECT,
+                        ErrorKind.TIMEOUT,
+                        ErrorKind.TRUNCATED,
+                        ErrorKind.RATE_LIMITED,
+                    ) or (error.kind is ErrorKind.HTTP_5XX and error.status in (500, 502, 503, 504))
+                    if attempt == policy.attempts - 1 or not retryable:
+                        raise
+                    wait = rng.uniform(0, min(policy.backoff_cap, 0.5 * 2**attempt))
+                    if error.retry_after is not None:
+                        wait = error.retry_after
+                    if wait >= policy.deadline - (time.monotonic() - started):
+                        raise
+                    await sleep(wait)
+    except TimeoutError as exc:
+        raise SourceError(
+            ErrorKind.TIMEOUT, f"no answer from {host} within {policy.deadline:g} s"
+        ) from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _post_once(
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    policy: HttpPolicy,
+    host: str,
+    secrets: Iterable[str],
+) -> int:
+    try:
+        async with client.stream("POST", url, content=body, headers=headers) as response:
+            status = response.status_code
+            answer = b""
+            if status >= 400:  # only an error's body says anything; a big one is cut, not fatal
+                try:
+                    answer = await _read_capped(response, policy.body_cap)
+                except SourceError:
+                    answer = b""
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+    except httpx.TimeoutException as exc:
+        raise SourceError(ErrorKind.TIMEOUT, f"timed out talking to {host}") from exc
+    except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
+        reason = _connect_reason(exc)
+        message = f"cannot connect to {host}" + (f": {reason}" if reason else "")
+        raise SourceError(ErrorKind.CONNECT, message) from exc
+    except httpx.RemoteProtocolError as exc:
+        raise SourceError(ErrorKind.TRUNCATED, f"{host} closed the connection mid-answer") from exc
+    except httpx.TransportError as exc:
+        raise SourceError(
+            ErrorKind.CONNECT, f"network error talking to {host}: {type(exc).__name__}"
+        ) from exc
+    if 300 <= status < 400:  # never follow: the headers may carry a token
+        raise SourceError(
+            ErrorKind.HTTP_4XX,
+            f"HTTP {status} redirect from {host}{_redirect_target(response)} not followed",
+            status=status,
+        )
+    if status >= 400:
+        raise _classify(status, answer, retry_after, host, secrets)
+    return status
