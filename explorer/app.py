@@ -554,6 +554,20 @@ class DepinExplorerApp(App[None]):
         try:
             moment = self.at
             if moment is None:  # live shows the newest poll: one step back is the one before it
+    def _fatal_error(self) -> None:
+        """Textual's crash report without local variables, so no key can show (R8, SE-05).
+
+        Overrides private API of the pinned Textual (``show_locals=True`` is hard-coded there).
+        """
+        from rich.segment import Segments
+        from rich.traceback import Traceback
+
+        self.bell()
+        traceback = Traceback(show_locals=False, width=None)
+        rendered = self.console.render(traceback, self.console.options)
+        self._exit_renderables.append(Segments(rendered))
+        self._close_messages_no_wait()
+
                 moment = neighbour_poll(conn, self.clock() + timedelta(days=36500), later=False)
             found = neighbour_poll(conn, moment, later) if moment else None
         finally:

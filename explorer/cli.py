@@ -130,7 +130,7 @@ def load_setup(ctx: click.Context) -> Setup:
     path = glob.config_path()
     try:
         config = load_config(path, required=glob.config is not None)
-        secrets = load_secrets()
+        secrets = load_secrets(secrets_file=path.parent / "secrets.toml")
     except ConfigError as exc:
         fail(f"config error: {exc}")
         raise  # unreachable; for the type checker

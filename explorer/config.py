@@ -300,9 +300,20 @@ class Secrets(BaseModel):
     ionet_token: SecretStr | None = None
 
 
-def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
-    """``COINGECKO_API_KEY``, ``COINGECKO_API_PLAN`` (demo|pro) and ``IONET_TOKEN``."""
-    env = os.environ if environ is None else environ
+def load_secrets(
+    environ: dict[str, str] | None = None, secrets_file: Path | None = None
+) -> Secrets:
+    """``COINGECKO_API_KEY``, ``COINGECKO_API_PLAN`` (demo|pro) and ``IONET_TOKEN``.
+
+    From the environment, else from ``secrets_file`` (refused unless private: explorer/secretsfile).
+    """
+    env = dict(os.environ if environ is None else environ)
+    if secrets_file is not None:
+        from explorer.secretsfile import read_secrets_file
+
+        for name, value in read_secrets_file(secrets_file).items():
+            if not env.get(name, "").strip():  # the environment wins
+                env[name] = value
     key = env.get("COINGECKO_API_KEY", "").strip()
     plan = env.get("COINGECKO_API_PLAN", "").strip().lower() or None
     if plan not in (None, "demo", "pro"):

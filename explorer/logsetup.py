@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 _PATTERNS = [
     re.compile(r"(?i)((?:api[_-]?key|token|secret|authorization|password)=)[^&\s]+"),
@@ -46,12 +48,23 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Creates the log (and each one after a rotation) as 0600: hosts and errors are private."""
+
+    def _open(self) -> TextIO:  # logging's own hook for (re)opening the file
+        return open(  # the handler owns and closes the stream
+            self.baseFilename,
+            self.mode,
+            encoding=self.encoding,
+            errors=self.errors,
+            opener=lambda name, flags: os.open(name, flags, 0o600),
+        )
+
+
 def setup_logging(path: Path, secrets: Iterable[str] = ()) -> None:
     """Log DEBUG and up to ``path`` (rotated at 1 MiB x 3); httpx and httpcore at WARNING."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=1 << 20, backupCount=3, encoding="utf-8"
-    )
+    handler = PrivateRotatingFileHandler(path, maxBytes=1 << 20, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
