@@ -34,6 +34,7 @@ from screens.render import local_time
 from screens.time_travel import LIVE, TimeTravelPrompt
 
 if TYPE_CHECKING:  # the poller, the sources and httpx load after the first frame, when needed
+    from cache.alerts import Alert
     from cache.store import PollRecord
     from explorer.poller import Poller
     from explorer.registry import SourceSettings
@@ -65,6 +66,7 @@ class DepinExplorerApp(App[None]):
         "fleet": lambda: _screen("fleet", "FleetScreen"),
         "history": lambda: _screen("history", "HistoryScreen"),
         "sources": lambda: _screen("sources", "SourcesScreen"),
+        "alerts": lambda: _screen("alerts", "AlertsScreen"),
     }
     """Only the first screen is built (and imported) at start; the others when first shown."""
     BINDINGS: ClassVar = [
@@ -115,6 +117,14 @@ class DepinExplorerApp(App[None]):
             id="screen.sources",
             show=False,
             tooltip="Every source's state, errors and next poll",
+        ),
+        Binding(
+            "8",
+            "show('alerts')",
+            "Alerts",
+            id="screen.alerts",
+            show=False,
+            tooltip="Alerts firing now and before; filter by state and severity",
         ),
         Binding("r", "refresh", "Refresh", id="poll.refresh", tooltip="Poll every source now"),
         Binding(
@@ -431,6 +441,8 @@ class DepinExplorerApp(App[None]):
             transport=self._transport,  # type: ignore[arg-type]
             on_stored=self._stored,
         )
+        if self.poller.alerting is not None:  # a toast (and the bell) per alert transition
+            self.poller.alerting.on_transition = self._alert_changed
         self.run_worker(
             self._poll_forever(self.poller),
             name="poller",
@@ -457,6 +469,18 @@ class DepinExplorerApp(App[None]):
             self._newly_failing[record.source] = record.error.message
             if len(self._newly_failing) == 1:  # one toast for a burst, e.g. no network at all
                 self.set_timer(1.0, self._announce_failures)
+
+    def _alert_changed(self, alert: Alert) -> None:
+        level = {"critical": "error", "warning": "warning"}.get(alert.severity, "information")
+        self.notify(
+            alert.message,
+            title=f"{alert.severity} alert {alert.state}: {alert.rule} (8: Alerts)",
+            severity=level if alert.firing else "information",  # type: ignore[arg-type]
+            timeout=10 if alert.firing else 5,
+            markup=False,
+        )
+        if self.config.alerts.bell:
+            self.bell()
 
     def _announce_failures(self) -> None:
         failures, self._newly_failing = self._newly_failing, {}

@@ -12,6 +12,7 @@ SCREENS: list[tuple[str, str, str]] = [
     ("4", "fleet", "Fleet"),
     ("6", "history", "History"),
     ("7", "sources", "Sources"),
+    ("8", "alerts", "Alerts"),
 ]
 
 
@@ -21,6 +22,7 @@ SHORT = {
     "networks": "Net",
     "history": "Hist",
     "sources": "Src",
+    "alerts": "Alrt",
 }
 
 
