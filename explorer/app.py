@@ -35,9 +35,11 @@ from screens.time_travel import LIVE, TimeTravelPrompt
 
 if TYPE_CHECKING:  # the poller, the sources and httpx load after the first frame, when needed
     from cache.alerts import Alert
+    from cache.economics import EconomicsSettings
     from cache.store import PollRecord
     from explorer.poller import Poller
     from explorer.registry import SourceSettings
+    from screens.table_export import TableExport
 
 STYLES = Path(screens.__file__).parent / "styles"
 
@@ -64,6 +66,7 @@ class DepinExplorerApp(App[None]):
         "rankings": lambda: _screen("rankings", "RankingsScreen"),
         "networks": lambda: _screen("networks", "NetworksScreen"),
         "fleet": lambda: _screen("fleet", "FleetScreen"),
+        "rewards": lambda: _screen("rewards", "RewardsScreen"),
         "history": lambda: _screen("history", "HistoryScreen"),
         "sources": lambda: _screen("sources", "SourcesScreen"),
         "alerts": lambda: _screen("alerts", "AlertsScreen"),
@@ -101,6 +104,14 @@ class DepinExplorerApp(App[None]):
             id="screen.fleet",
             show=False,
             tooltip="Your nodes: up, busy, hot",
+        ),
+        Binding(
+            "5",
+            "show('rewards')",
+            "Rewards",
+            id="screen.rewards",
+            show=False,
+            tooltip="What your nodes earned, its value, GPU-hours, power cost, net, payback",
         ),
         Binding(
             "6",
@@ -152,6 +163,22 @@ class DepinExplorerApp(App[None]):
             tooltip="Time travel: one poll later (past the newest: live)",
         ),
         Binding("T", "live", "Live", show=False, id="travel.live", tooltip="Back to live data"),
+        Binding(
+            "e",
+            "export_table",
+            "Export",
+            show=False,
+            id="table.export",
+            tooltip="Write the table as shown (filter and sort) to a CSV file",
+        ),
+        Binding(
+            "p",
+            "toggle_private",
+            "Private",
+            show=False,
+            id="privacy.toggle",
+            tooltip="Private mode: hide earnings everywhere, for screen sharing",
+        ),
         Binding("question_mark", "toggle_help", "Help", id="help", tooltip="Show the keys"),
         Binding("q", "request_quit", "Quit", id="quit", tooltip="Quit"),
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True, id="quit.ctrl"),
@@ -173,6 +200,8 @@ class DepinExplorerApp(App[None]):
             "hide_help_panel",
             "back",
             "bell",
+            "export_table",
+            "toggle_private",
         }
     )
     """Second layer against markup from data: no other app action runs (reliability.md R3)."""
@@ -189,9 +218,12 @@ class DepinExplorerApp(App[None]):
         poll: bool = True,
         transport: object | None = None,
         at: datetime | None = None,
+        private: bool = False,
     ) -> None:
         super().__init__()
         self.at = at
+        self.private = private
+        """Private mode: earnings hidden on every screen and in exports (``p``, ``--private``)."""
         """Time travel: screens show the cache as of this moment; None is live."""
         self.attached_pid: int | None = None
         """Set while another process (a collector) holds the writer lock."""
@@ -286,6 +318,40 @@ class DepinExplorerApp(App[None]):
         else:
             self.poller.poll_soon(source)
             self.notify(f"polling {source} now", timeout=2, markup=False)
+
+    def economics_settings(self) -> EconomicsSettings:
+        """``[economics]`` as the cache's settings."""
+        from cache.economics import EconomicsSettings
+
+        section = self.config.economics
+        return EconomicsSettings(
+            section.power_price_per_kwh, section.currency, dict(section.hardware_cost)
+        )
+
+    def export_table(self, table: TableExport) -> None:
+        """Write what a table shows to a new file in a thread; a toast says where."""
+        self._write_export(table.masked() if self.private else table)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _write_export(self, table: TableExport) -> None:
+        from explorer.exports import write_export
+
+        try:
+            path = write_export(table, self.clock())
+        except OSError as exc:
+            self.call_from_thread(
+                self.notify, f"export failed: {exc}", severity="error", markup=False
+            )
+            return
+        rows = len(table.rows)
+        note = " (private: earnings hidden)" if self.private and table.private_columns else ""
+        self.call_from_thread(
+            self.notify,
+            f"{rows} row{'' if rows == 1 else 's'} written to {path}{note}",
+            title="exported",
+            timeout=10,
+            markup=False,
+        )
 
     def thresholds(self) -> dict[str, tuple[float, float]]:
         """Fleet figure -> (warn, critical), from ``[fleet.thresholds]``."""
@@ -440,6 +506,7 @@ class DepinExplorerApp(App[None]):
             clock=self.clock,
             transport=self._transport,  # type: ignore[arg-type]
             on_stored=self._stored,
+            on_notice=self._cache_notice,
         )
         if self.poller.alerting is not None:  # a toast (and the bell) per alert transition
             self.poller.alerting.on_transition = self._alert_changed
@@ -457,6 +524,10 @@ class DepinExplorerApp(App[None]):
             await poller.run(self._stop)
         finally:
             await poller.close()
+
+    def _cache_notice(self, message: str) -> None:
+        """A damaged cache moved aside, writes paused by a full disk, or resumed."""
+        self.notify(message, title="cache", severity="warning", timeout=15, markup=False)
 
     def _stored(self, record: PollRecord, poll_id: int) -> None:
         self.screen.post_message(PollStored(record.source, poll_id))
@@ -498,11 +569,28 @@ class DepinExplorerApp(App[None]):
         error = event.worker.error
         if isinstance(error, WriterLockHeldError):  # a collector started first: read its cache
             self._attach(error.pid)
+        elif isinstance(error, ReadOnlyCacheError):  # e.g. a shared cache we may only read
+            self.poller = None
+            self.notify(f"{error}: read-only session, not polling", markup=False)
         elif isinstance(error, CacheError):
             self.fatal_message = str(error)
             self.exit(return_code=1)
         else:
             self.notify(f"polling stopped: {type(error).__name__}", severity="error", markup=False)
+
+    def _fatal_error(self) -> None:
+        """Textual's crash report without local variables, so no key can show (R8, SE-05).
+
+        Overrides private API of the pinned Textual (``show_locals=True`` is hard-coded there).
+        """
+        from rich.segment import Segments
+        from rich.traceback import Traceback
+
+        self.bell()
+        traceback = Traceback(show_locals=False, width=None)
+        rendered = self.console.render(traceback, self.console.options)
+        self._exit_renderables.append(Segments(rendered))
+        self._close_messages_no_wait()
 
     async def on_unmount(self) -> None:
         """Stop the poller cleanly; remember when the user last looked."""
@@ -520,7 +608,6 @@ class DepinExplorerApp(App[None]):
         """Switch to a top-level screen."""
         if mode in self.MODES and mode != self.current_mode:
             self.switch_mode(mode)
-            on_notice=self._cache_notice,
 
     def action_refresh(self) -> None:
         """Poll every source now."""
@@ -537,10 +624,6 @@ class DepinExplorerApp(App[None]):
         self.push_screen(TimeTravelPrompt(self.at, self.clock()), self._travel_answer)
 
     def _travel_answer(self, answer: datetime | str | None) -> None:
-    def _cache_notice(self, message: str) -> None:
-        """A damaged cache moved aside, writes paused by a full disk, or resumed."""
-        self.notify(message, title="cache", severity="warning", timeout=15, markup=False)
-
         if answer is not None:
             self.travel_to(None if answer == LIVE else answer)  # type: ignore[arg-type]
 
@@ -569,29 +652,12 @@ class DepinExplorerApp(App[None]):
             return
         try:
             conn = open_reader(self.db_path)
-        elif isinstance(error, ReadOnlyCacheError):  # e.g. a shared cache we may only read
-            self.poller = None
-            self.notify(f"{error}: read-only session, not polling", markup=False)
         except CacheError as exc:
             self.call_from_thread(self.notify, str(exc), markup=False)
             return
         try:
             moment = self.at
             if moment is None:  # live shows the newest poll: one step back is the one before it
-    def _fatal_error(self) -> None:
-        """Textual's crash report without local variables, so no key can show (R8, SE-05).
-
-        Overrides private API of the pinned Textual (``show_locals=True`` is hard-coded there).
-        """
-        from rich.segment import Segments
-        from rich.traceback import Traceback
-
-        self.bell()
-        traceback = Traceback(show_locals=False, width=None)
-        rendered = self.console.render(traceback, self.console.options)
-        self._exit_renderables.append(Segments(rendered))
-        self._close_messages_no_wait()
-
                 moment = neighbour_poll(conn, self.clock() + timedelta(days=36500), later=False)
             found = neighbour_poll(conn, moment, later) if moment else None
         finally:
@@ -600,6 +666,26 @@ class DepinExplorerApp(App[None]):
             self.call_from_thread(self.notify, "no earlier poll stored", markup=False)
             return
         self.call_from_thread(self.travel_to, found)  # None after the newest: live
+
+    def action_export_table(self) -> None:
+        """Export the current screen's table as shown, if it has one."""
+        build = getattr(self.screen, "table_export", None)
+        table = build() if callable(build) else None
+        if table is None:
+            self.notify("no table to export on this screen", timeout=3, markup=False)
+        else:
+            self.export_table(table)
+
+    def action_toggle_private(self) -> None:
+        """Hide or show earnings on every screen (and in exports)."""
+        self.private = not self.private
+        if isinstance(self.screen, CacheScreen):
+            self.screen.reload()  # the others re-read when shown again
+        self.notify(
+            "private: earnings hidden" if self.private else "earnings shown",
+            timeout=2,
+            markup=False,
+        )
 
     def action_toggle_help(self) -> None:
         """Show or hide the panel of keys for the focused screen."""

@@ -48,6 +48,8 @@ class Globals:
     config: Path | None = None
     db: Path | None = None
     offline: bool = False
+    private: bool = False
+    """Start the TUI in private mode: earnings hidden, for screen sharing."""
     log_file: Path | None = None
     at: str | None = None
     """Time travel for the TUI and exports: "2026-11-20 14:00" (local), "-3h", ISO 8601."""
@@ -97,6 +99,13 @@ def global_options(func: F) -> F:
             is_flag=True,
             default=False,
             help="Make no network request; show what the cache holds.",
+        ),
+        click.option(
+            "--private",
+            "private",
+            is_flag=True,
+            default=False,
+            help="Hide earnings on every screen and in exports (screen sharing; p toggles).",
         ),
         click.option(
             "--at",
@@ -154,7 +163,7 @@ def cli(ctx: click.Context, **globals_: Any) -> None:
     _merge(ctx, **globals_)
     if ctx.invoked_subcommand is None:
         setup = load_setup(ctx)
-        run_tui(setup, offline=ctx.obj.offline, at=as_of(ctx))
+        run_tui(setup, offline=ctx.obj.offline, at=as_of(ctx), private=ctx.obj.private)
 
 
 def as_of(ctx: click.Context) -> datetime | None:
@@ -171,7 +180,9 @@ def as_of(ctx: click.Context) -> datetime | None:
         raise  # unreachable
 
 
-def run_tui(setup: Setup, *, offline: bool, at: datetime | None = None) -> None:
+def run_tui(
+    setup: Setup, *, offline: bool, at: datetime | None = None, private: bool = False
+) -> None:
     """Start the Textual app on the configured cache."""
     from cache.db import CacheError
     from explorer.app import DepinExplorerApp
@@ -183,6 +194,7 @@ def run_tui(setup: Setup, *, offline: bool, at: datetime | None = None) -> None:
         offline=offline,
         state_path=state_file_path(),
         at=at,
+        private=private,
     )
     try:
         app.run()

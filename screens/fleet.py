@@ -25,6 +25,7 @@ from screens.base import CacheScreen
 from screens.host import host
 from screens.node import NodeScreen
 from screens.render import age, missing
+from screens.table_export import HIDDEN, TableExport, from_fleet_table
 from screens.widgets.fleet_table import Column, FleetTable, number_cell
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
@@ -59,8 +60,14 @@ def _uptime_cell(value: object) -> Text:
     return missing() if not isinstance(value, int | float) else Text(age(value))
 
 
-def fleet_columns(thresholds: dict[str, tuple[float, float]]) -> list[Column]:
-    """The Fleet columns, coloured by the configured warn / critical levels."""
+def _hidden_cell(value: object) -> Text:
+    return missing() if value is None else Text(HIDDEN, style="dim", justify="right")
+
+
+def fleet_columns(
+    thresholds: dict[str, tuple[float, float]], private: bool = False
+) -> list[Column]:
+    """The Fleet columns, coloured by the warn / critical levels; earnings "•••" if private."""
 
     def level(field: str) -> Callable[[object], str] | None:
         return _level(field, thresholds[field]) if field in thresholds else None
@@ -77,7 +84,9 @@ def fleet_columns(thresholds: dict[str, tuple[float, float]]) -> list[Column]:
         Column("gpu_power_w", "Watts", 6, "right", number_cell(",.0f"), level("gpu_power_w")),
         Column("uptime_s", "Uptime", 7, "right", _uptime_cell),
         Column("seen_s", "Seen", 6, "right", _age_cell),
-        Column("reward_24h", "IO 24h", 8, "right", number_cell(",.2f")),
+        Column(
+            "reward_24h", "IO 24h", 8, "right", _hidden_cell if private else number_cell(",.2f")
+        ),
         Column("source", "Source", 8),
     ]
 
@@ -158,6 +167,7 @@ class FleetScreen(CacheScreen):
         self.label_keys: list[str] = []
         self._rows: list[tuple[object, ...]] = []
         self._columns_set = False
+        self._private_shown = False
 
     def compose(self) -> ComposeResult:
         """Nav, summary bar, the table, filter input, status line, footer."""
@@ -244,12 +254,16 @@ class FleetScreen(CacheScreen):
         rows, keys = data.rows, data.keys
         self.label_keys = data.label_keys
         table = self.query_one(FleetTable)
-        columns = fleet_columns(host(self).thresholds())
+        private = host(self).private
+        columns = fleet_columns(host(self).thresholds(), private)
         if data.group_label:
             columns.append(Column(LABEL_COLUMN, data.group_label, 12))
-        if [c.key for c in table.columns] != [c.key for c in columns] or (
-            data.group_label and table.columns[-1].label != data.group_label
+        if (
+            [c.key for c in table.columns] != [c.key for c in columns]
+            or (data.group_label and table.columns[-1].label != data.group_label)
+            or private != self._private_shown  # new renderers: cells are drawn afresh
         ):
+            self._private_shown = private
             table.set_rows(columns, rows, keys)
             if not self._columns_set:
                 table.sort_by(self.sort_key, self.descending)
@@ -282,7 +296,8 @@ class FleetScreen(CacheScreen):
         line.append(f"CPU {sum(cpus) / len(cpus):.0f}% mean  " if cpus else "CPU —  ")
         line.append(f"{sum(watts):,.0f} W GPU power" if watts else "GPU power —")
         if earned:
-            line.append(f"  {sum(earned):,.2f} IO earned 24h")
+            total = HIDDEN if host(self).private else f"{sum(earned):,.2f}"
+            line.append(f"  {total} IO earned 24h")
         if self.group:
             line.append(f"  ·  grouped by {self.group}", style="dim")
         self.query_one("#fleet-summary", Static).update(line)
@@ -359,6 +374,10 @@ class FleetScreen(CacheScreen):
     @on(FleetTable.RowSelected)
     def _open_node(self, event: FleetTable.RowSelected) -> None:
         self.app.push_screen(NodeScreen(*split_key(event.key)))
+
+    def table_export(self) -> TableExport:
+        """The rows as shown (filter, sort, grouping order), every column's raw value."""
+        return from_fleet_table("fleet", self.query_one(FleetTable), ("reward_24h",))
 
 
 def _poll_name(source_kind: str) -> str:

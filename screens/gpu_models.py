@@ -14,6 +14,7 @@ from cache.queries import GpuModelRow, PollInfo, latest_good_poll, latest_gpu_mo
 from screens.base import CacheScreen
 from screens.host import host
 from screens.render import age, integer, missing, text
+from screens.table_export import TableExport
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -40,6 +41,7 @@ class GpuModelsScreen(CacheScreen):
     def __init__(self, network: str | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.network = network
+        self.models: list[GpuModelRow] = []
 
     def compose(self) -> ComposeResult:
         """Nav, title, the table, status line, footer."""
@@ -74,6 +76,33 @@ class GpuModelsScreen(CacheScreen):
         self.network = None
         self.reload()
 
+    def table_export(self) -> TableExport:
+        """The GPU models as shown."""
+        columns = (
+            "network",
+            "model",
+            "memory_gb",
+            "cards",
+            "total",
+            "available",
+            "price_usd_gpu_hour",
+            "fetched_at",
+        )
+        rows = [
+            (
+                m.network,
+                m.model,
+                m.memory_gb,
+                m.cards,
+                m.total,
+                m.available,
+                m.price_usd_gpu_hour,
+                m.fetched_at,
+            )
+            for m in self.models
+        ]
+        return TableExport(f"gpu-models-{self.network or 'all'}", columns, rows)
+
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """The latest catalogue of each network."""
         models = [
@@ -86,6 +115,7 @@ class GpuModelsScreen(CacheScreen):
     def render_data(self, data: Any) -> None:
         """Fill the table; prices and counts a network does not publish stay "—"."""
         models: list[GpuModelRow] = data or []
+        self.models = models
         now = host(self).now()
         table = self.query_one(DataTable)
         table.clear()

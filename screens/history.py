@@ -31,6 +31,7 @@ from screens.base import CacheScreen
 from screens.host import ExplorerHost, host
 from screens.networks import LABELS, NETWORK_SOURCES, format_value
 from screens.render import local_time, missing, pct, text, usd_price
+from screens.table_export import HIDDEN, TableExport, changes_export
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -344,8 +345,13 @@ class HistoryScreen(CacheScreen):
         totals: dict[str, float] = {}
         for r in found.rewards:
             totals[r.token] = totals.get(r.token, 0.0) + r.amount
+        private = host(self).private  # screen sharing: amounts hidden, who earned stays
+
+        def amount_of(amount: float) -> str:
+            return HIDDEN if private else f"{amount:,.4f}"
+
         if totals:
-            earned = ", ".join(f"{amount:,.4f} {token}" for token, amount in sorted(totals.items()))
+            earned = ", ".join(f"{amount_of(a)} {token}" for token, a in sorted(totals.items()))
             heading.append("  earned ", style="dim")
             heading.append_text(text(earned))
         if not found.rewards:
@@ -357,11 +363,16 @@ class HistoryScreen(CacheScreen):
             table.add_row(
                 who,
                 text(r.network, "dim", 20),
-                text(f"{r.amount:,.4f} {r.token}"),
+                text(f"{amount_of(r.amount)} {r.token}"),
                 Text(f"{r.paid} of {r.count} blocks paid", style="dim"),
             )
         _more(table, MAX_LINES, len(found.rewards))
         self._section("rewards", heading, table)
+
+    def table_export(self) -> TableExport | None:
+        """Every change of the four sections (not only the lines on screen), one per row."""
+        found = self.shown_data.changes if self.shown_data else None
+        return changes_export(found) if found is not None else None
 
     # -- picking "from" -----------------------------------------------------------------------
     def _say(self, message: Text | None) -> None:

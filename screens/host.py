@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Protocol, cast
 if TYPE_CHECKING:
     from textual.dom import DOMNode
 
+    from cache.economics import EconomicsSettings
+    from screens.table_export import TableExport
+
 
 @dataclass(frozen=True)
 class SourceRuntime:
@@ -37,6 +40,9 @@ class ExplorerHost(Protocol):
     offline: bool
     at: datetime | None
     """Time travel: every screen shows the cache as of this moment (UTC); None is live."""
+    private: bool
+    """Private mode (screen sharing): earnings and balances are hidden on every screen and in
+    exports. Flipping it re-renders the current screen; the others re-read when shown."""
 
     def now(self) -> datetime:
         """The moment screens show (UTC): ``at`` when time-travelling, else the clock."""
@@ -67,6 +73,12 @@ class ExplorerHost(Protocol):
 
     def thresholds(self) -> dict[str, tuple[float, float]]:
         """Fleet figure -> (warn, critical) levels from the config."""
+
+    def economics_settings(self) -> EconomicsSettings:
+        """Power price, currency and hardware costs from ``[economics]``."""
+
+    def export_table(self, table: TableExport) -> None:
+        """Write a shown table to a new CSV file (off the UI thread) and say where in a toast."""
 
 
 def host(node: DOMNode) -> ExplorerHost:

@@ -22,6 +22,7 @@ from cache.rewards import DeviceRow, RewardRow, latest_devices, reward_rows
 from screens.base import CacheScreen
 from screens.host import host
 from screens.render import age, local_time, text
+from screens.table_export import HIDDEN
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -70,10 +71,10 @@ def _device_for(node: NodeRow, devices: list[DeviceRow]) -> DeviceRow | None:
     return None
 
 
-def _amount(value: object, token: object = None) -> str:
+def _amount(value: object, token: object = None, private: bool = False) -> str:
     if not isinstance(value, int | float):
         return "—"
-    return f"{value:,.2f}" + (f" {token}" if token else "")
+    return (HIDDEN if private else f"{value:,.2f}") + (f" {token}" if token else "")
 
 
 class NodeScreen(CacheScreen):
@@ -203,8 +204,9 @@ class NodeScreen(CacheScreen):
         box = self.query_one("#node-ionet", Static)
         chart = self.query_one("#chart-rewards", Sparkline)
         device = data.device
+        private = host(self).private  # screen sharing: no earning, not even its chart
         box.display = device is not None or "device_id" in node.labels
-        chart.display = len(data.rewards) >= 2
+        chart.display = len(data.rewards) >= 2 and not private
         if device is None:
             box.update(Text("io.net: no device status stored yet", style="dim"))
             return
@@ -229,9 +231,9 @@ class NodeScreen(CacheScreen):
             out.append("  ")
             out.append_text(text(v("location"), max_len=40))
         out.append("\n")
-        out.append(f"earned {_amount(v('earnings_total'), v('earnings_token'))} to date")
-        out.append(f"  slashed {_amount(v('slashed_total'))}")
-        out.append(f"  block rewards 7 d {_amount(v('block_rewards_7d'), 'IO')}")
+        out.append(f"earned {_amount(v('earnings_total'), v('earnings_token'), private)} to date")
+        out.append(f"  slashed {_amount(v('slashed_total'), private=private)}")
+        out.append(f"  block rewards 7 d {_amount(v('block_rewards_7d'), 'IO', private)}")
         counts = [v(k) for k in ("blocks_earned_7d", "blocks_failed_7d", "blocks_missed_7d")]
         if all(isinstance(c, int) for c in counts):
             out.append(f" ({counts[0]} earned, {counts[1]} failed, {counts[2]} missed)")
@@ -245,8 +247,11 @@ class NodeScreen(CacheScreen):
             paid = sum(1 for r in data.rewards if r.amount > 0)
             last = data.rewards[-1]
             out.append(f"rewards over {label}: ", style="bold")
-            out.append(f"{total:,.4f} {'/'.join(sorted(tokens))} in {paid} of {len(data.rewards)} ")
-            out.append(f"blocks; last {local_time(last.at)} {last.amount:,.4f} {last.token}")
+            shown, last_shown = (
+                (HIDDEN, HIDDEN) if private else (f"{total:,.4f}", f"{last.amount:,.4f}")
+            )
+            out.append(f"{shown} {'/'.join(sorted(tokens))} in {paid} of {len(data.rewards)} ")
+            out.append(f"blocks; last {local_time(last.at)} {last_shown} {last.token}")
         else:
             out.append(f"rewards over {label}: none stored", style="dim")
         fetched = age((host(self).now() - device.fetched_at).total_seconds())

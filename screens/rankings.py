@@ -19,6 +19,7 @@ from screens.base import CacheScreen
 from screens.host import host
 from screens.project import ProjectScreen
 from screens.render import integer, money, pct, sparkline, text
+from screens.table_export import TableExport
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -290,6 +291,40 @@ class RankingsScreen(CacheScreen):
         """Toggle showing only starred projects."""
         self.watchlist_only = not self.watchlist_only
         self.refresh_table()
+
+    def table_export(self) -> TableExport:
+        """The projects as shown (watchlist, filter, sort); the sparkline chart is left out."""
+        starred = host(self).is_watched
+        rows = [
+            (
+                starred(c.coin_id),
+                c.rank,
+                c.coin_id,
+                c.name,
+                c.symbol,
+                c.price_usd,
+                c.change_24h_pct,
+                c.change_7d_pct,
+                c.market_cap_usd,
+                c.change_30d_pct,
+                c.volume_24h_usd,
+            )
+            for c in self.shown
+        ]
+        columns = (
+            "watched",
+            "rank",
+            "coin_id",
+            "name",
+            "symbol",
+            "price_usd",
+            "change_24h_pct",
+            "change_7d_pct",
+            "market_cap_usd",
+            "change_30d_pct",
+            "volume_24h_usd",
+        )
+        return TableExport("rankings", columns, rows)
 
     @on(DataTable.RowSelected, "#rankings-table")
     def _open_project(self, event: DataTable.RowSelected) -> None:

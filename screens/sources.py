@@ -18,6 +18,7 @@ from cache.queries import PollInfo, SourceState, latest_good_poll, poll_errors, 
 from screens.base import CacheScreen
 from screens.host import SourceRuntime, host
 from screens.render import age, local_time, missing, text
+from screens.table_export import TableExport
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -209,6 +210,40 @@ class SourcesScreen(CacheScreen):
         box = self.query_one("#sources-notes", Static)
         box.display = bool(notes)
         box.update(notes.rstrip() or notes)
+
+    def table_export(self) -> TableExport:
+        """Each source's state as shown: times in UTC, the age in seconds."""
+        app = host(self)
+        now = app.now()
+        rows = []
+        for row in self.rows:
+            last, last_ok = (row.state.last, row.state.last_ok) if row.state else (None, None)
+            when = (
+                (last_ok.data_at if last_ok.is_sample else last_ok.finished_at) if last_ok else None
+            )
+            rows.append(
+                (
+                    row.runtime.name,
+                    source_state(row, now, app.offline)[0],
+                    when,
+                    (now - when).total_seconds() if when else None,
+                    last.latency_ms if last else None,
+                    last_ok.items if last_ok else None,
+                    f"{last.error_kind}: {last.error}" if last and last.error else None,
+                    row.runtime.next_poll_at if row.runtime.enabled else None,
+                )
+            )
+        columns = (
+            "source",
+            "state",
+            "last_success",
+            "age_s",
+            "latency_ms",
+            "items",
+            "last_error",
+            "next_poll",
+        )
+        return TableExport("sources", columns, rows)
 
     def _selected(self) -> SourceRow | None:
         table = self.query_one(DataTable)

@@ -852,7 +852,8 @@ async def test_budget_is_taken_before_every_attempt_of_get_json():
     assert server.hits("/ok") == []  # the over-budget request was never sent
 
 
-# === SC-01..SC-07: schema drift through CoinGeckoSource.fetch =================================
+# === Schema drift through CoinGeckoSource.fetch ================================================
+# SC-01, SC-02, SC-03, SC-04, SC-05, SC-06, SC-07 (SC-08 is tests/unit/test_sources_networks.py)
 
 
 async def test_sc01_unknown_fields_are_ignored():

@@ -1,5 +1,5 @@
 """Every corpus string as a project name, symbol, category and error message: shown literally,
-no crash, no action fired (reliability.md UI-01, UI-03 to UI-06)."""
+no crash, no action fired (reliability.md UI-01, UI-03, UI-04, UI-05 and UI-06)."""
 
 from __future__ import annotations
 

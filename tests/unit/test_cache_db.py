@@ -89,6 +89,7 @@ def test_reopening_is_idempotent(db_path: Path) -> None:
 
 
 def test_writer_refuses_a_newer_schema(db_path: Path) -> None:
+    """DB-10: an older app never writes a newer schema, and says "upgrade depin-explorer"."""
     make_newer(db_path)
     with pytest.raises(SchemaTooNewError, match="upgrade depin-explorer"):
         open_writer(db_path)

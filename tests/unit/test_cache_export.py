@@ -162,6 +162,7 @@ def test_csv_header_equals_the_keys_and_cells_follow() -> None:
 
 
 def test_csv_formula_cells_are_neutralised_se08() -> None:
+    """SE-08: formula-looking cells get a leading quote."""
     hostile = [
         row("a", name='=HYPERLINK("http://evil")', symbol="=1+1"),
         row("b", name="+1", symbol="+x"),

@@ -1,5 +1,8 @@
 """Scraping exporters with Prometheus semantics (reliability.md PR cases): all or nothing per
-target, bounded concurrency, caps, rates from the previous sample, GPU exporters, credentials."""
+target, bounded concurrency, caps, rates from the previous sample, GPU exporters, credentials.
+
+Checklist cases here (test_prNN_*): PR-01, PR-02, PR-03, PR-04, PR-06 (gzip), PR-11, PR-13; PR-10
+(a hang) in test_concurrency_is_bounded_and_a_hang_hits_the_deadline."""
 
 from __future__ import annotations
 

@@ -1,0 +1,43 @@
+"""Files written by `e` (export what a table shows): where they go and how they are written.
+
+Into ``exports/`` of the platform data dir (next to the default cache; `depin-explorer config
+path` prints it), not the working directory: a TUI started from anywhere, over SSH, puts them in
+one known place. Each file is new: a UTC-timestamped name, created 0600 with O_EXCL in a 0700
+directory, so nothing is ever overwritten and nobody else can read an operator's earnings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+
+from cache.export import to_csv
+from explorer.paths import data_dir
+from screens.table_export import TableExport
+
+_STEM = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def exports_dir() -> Path:
+    """``exports/`` in the platform data dir."""
+    return data_dir() / "exports"
+
+
+def write_export(table: TableExport, moment: datetime, directory: Path | None = None) -> Path:
+    """Write ``table`` as CSV (formula cells neutralised) to a new file; return its path."""
+    directory = directory or exports_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stem = f"{_STEM.sub('-', table.name).strip('-') or 'table'}-{moment:%Y%m%dT%H%M%SZ}"
+    body = to_csv(table.records(), list(table.columns))
+    for attempt in range(1, 1000):
+        path = directory / (f"{stem}.csv" if attempt == 1 else f"{stem}-{attempt}.csv")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue  # two exports in one second: the next free name
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(body)
+        return path
+    raise FileExistsError(f"{directory}: no free name for {stem}.csv")

@@ -1,0 +1,292 @@
+"""Rewards: what each node earned over 24 h, 7 d or 30 d, what it was worth, what it cost.
+
+Each reward is valued at the cached price of its token at the time it was earned; GPU-hours and
+power come from the fleet's samples (cache/economics.py says exactly how). Per node or per UTC
+day, with per-network and fleet totals above the table. A missing figure is "—", never 0; in
+private mode every money figure is "•••".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Static
+
+from cache.economics import MAX_SPAN, Economics, Figures, economics
+from cache.queries import PollInfo, latest_good_poll
+from screens.base import CacheScreen
+from screens.host import host
+from screens.node import NodeScreen
+from screens.render import MISSING, age, local_time, missing, text
+from screens.table_export import HIDDEN, TableExport
+from screens.widgets.fleet_table import Column, FleetTable, number_cell
+from screens.widgets.nav import NavBar
+from screens.widgets.status_line import StatusLine
+
+PERIODS = [("24 h", timedelta(hours=24)), ("7 d", timedelta(days=7)), ("30 d", timedelta(days=30))]
+REWARD_SOURCES = ("ionet-devices", "coingecko", "fleet", "promql", "local")
+MONEY = ("rewards", "value_usd", "power_cost", "net", "payback_days")
+"""Columns private mode hides: earnings, and what they can be worked back from."""
+MAX_NETWORK_LINES = 3
+DAY_SECONDS = 86400.0
+
+
+def _usd(value: object) -> Text:
+    if not isinstance(value, int | float):
+        return missing()
+    sign = "-" if value < 0 else ""
+    return Text(f"{sign}${abs(value):,.2f}", style="red" if value < 0 else "")
+
+
+def _payback(value: object) -> Text:
+    if not isinstance(value, int | float):
+        return missing()
+    if value == float("inf"):
+        return Text("never", style="red")
+    return Text(f"{value / 365:,.1f} y" if value >= 1000 else f"{value:,.0f} d")
+
+
+def _price_age(value: object) -> Text:
+    """Only a price more than a day older than its reward is worth a mention."""
+    if not isinstance(value, int | float):
+        return missing()
+    return Text(age(value), style="yellow") if value > DAY_SECONDS else Text("")
+
+
+def _hidden(value: object) -> Text:
+    return missing() if value is None else Text(HIDDEN, style="dim")
+
+
+def columns(by_day: bool, private: bool) -> list[Column]:
+    """The table's columns: per node or per day; money as "•••" while private."""
+
+    def money(key: str, label: str, width: int, render: Callable[[object], Text]) -> Column:
+        return Column(key, label, width, "right", _hidden if private else render)
+
+    first = (
+        [Column("day", "Day (UTC)", 10)]
+        if by_day
+        else [Column("node", "Node", 12), Column("network", "Net", 7)]
+    )
+    return [
+        *first,
+        money("rewards", "Earned", 8, number_cell(",.2f")),
+        money("value_usd", "Value", 8, _usd),
+        Column("gpu_hours", "GPU-h", 6, "right", number_cell(",.1f")),
+        money("power_cost", "Power", 7, _usd),
+        money("net", "Net", 8, _usd),
+        *([] if by_day else [money("payback_days", "Payback", 7, _payback)]),
+        Column("price_age_s", "Px age", 6, "right", _price_age),
+    ]
+
+
+def _row(f: Figures, cols: list[Column]) -> tuple[object, ...]:
+    values = {**f.__dict__, "node": f.label, "day": f.label}
+    return tuple(values[c.key] for c in cols)
+
+
+class RewardsScreen(CacheScreen):
+    """Fleet economics over a period; sortable; Enter opens the node."""
+
+    SOURCES = REWARD_SOURCES
+    AUTO_FOCUS = "FleetTable"
+    BINDINGS = [
+        Binding(
+            "right_square_bracket",
+            "period(1)",
+            "Period",
+            id="rewards.period_next",
+            tooltip="Longer period: 24 h, 7 d, 30 d",
+        ),
+        Binding(
+            "left_square_bracket",
+            "period(-1)",
+            "Shorter",
+            show=False,
+            id="rewards.period_previous",
+            tooltip="Shorter period",
+        ),
+        Binding("s", "sort_next", "Sort", id="rewards.sort", tooltip="Sort by the next column"),
+        Binding(
+            "S",
+            "sort_reverse",
+            "Reverse",
+            show=False,
+            id="rewards.reverse",
+            tooltip="Reverse the sort order",
+        ),
+        Binding("v", "toggle_days", "By day", id="rewards.view", tooltip="Per node or per day"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.period_index = 0
+        self.by_day = False
+        self.sort_key = "net"
+        self.descending = True
+        self.data: Economics | None = None
+        self._shown_private: bool | None = None
+
+    def compose(self) -> ComposeResult:
+        """Nav, title, totals, the table, status line, footer."""
+        yield NavBar("rewards")
+        yield Static(id="rewards-title", classes="screen-title")
+        yield Static(id="rewards-totals")
+        yield FleetTable(id="rewards-table")
+        yield StatusLine()
+        yield Footer()
+
+    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+        """The period's economics as of now (or the time-travel moment)."""
+        app = host(self)
+        span = max(MAX_SPAN, 2 * app.source_interval("fleet"))
+        found = economics(
+            conn, PERIODS[self.period_index][1], app.economics_settings(), app.now(), span
+        )
+        return found, latest_good_poll(conn, REWARD_SOURCES, app.at)
+
+    def render_data(self, data: Any) -> None:
+        """Rows per node (or day), totals per network and for the fleet."""
+        self.data = data
+        private = host(self).private
+        cols = columns(self.by_day, private)
+        figures = (data.days if self.by_day else data.nodes) if data else []
+        table = self.query_one(FleetTable)
+        keys = [f.label for f in figures]
+        rows = [_row(f, cols) for f in figures]
+        col_keys = [c.key for c in cols]
+        if [c.key for c in table.columns] != col_keys or private != self._shown_private:
+            table.set_rows(cols, rows, keys)  # new renderers: cells are drawn afresh
+            self._shown_private = private
+            if self.sort_key not in col_keys:
+                self.sort_key, self.descending = ("day", True) if self.by_day else ("net", True)
+            table.sort_by(self.sort_key, self.descending)
+            if first := table.visible_keys(0, 1):
+                table.move_cursor_to(first[0])  # a new order is read from the top
+        else:
+            table.update_rows(rows, keys)
+        self._title(data)
+        self._totals(data, private)
+
+    def _title(self, data: Economics | None) -> None:
+        period = PERIODS[self.period_index][0]
+        title = Text.assemble(("Rewards", "bold"), f"  last {period}")
+        if data is not None:
+            title.append(f" to {local_time(data.until, True)}", style="dim")
+        title.append(f"  ·  {'per day' if self.by_day else 'per node'}")
+        shown = self.query_one(FleetTable).columns
+        label = next((c.label for c in shown if c.key == self.sort_key), self.sort_key)
+        title.append(f"  ·  sort: {label} {'↓' if self.descending else '↑'}", style="dim")
+        self.query_one("#rewards-title", Static).update(title)
+
+    def _totals(self, data: Economics | None, private: bool) -> None:
+        box = self.query_one("#rewards-totals", Static)
+        if data is None or not data.nodes:
+            box.update(Text("no rewards or fleet samples stored for this period", style="dim"))
+            return
+        out = Text()
+        known = [f for f in data.networks if f.rewards is not None or f.gpu_hours is not None]
+        for f in known[:MAX_NETWORK_LINES]:
+            out.append_text(self._line(f, private))
+            out.append("\n")
+        if len(known) > MAX_NETWORK_LINES:
+            out.append(f"… {len(known) - MAX_NETWORK_LINES} more networks\n", style="dim")
+        out.append_text(self._line(data.fleet, private, bold=True))
+        notes = []
+        fleet = data.fleet
+        if fleet.unpriced:
+            amount = HIDDEN if private else f"{fleet.unpriced:,.2f}"
+            notes.append(f"{amount} {fleet.token or 'in rewards'} without a cached price")
+        if fleet.price_age_s is not None and fleet.price_age_s > DAY_SECONDS:
+            notes.append(f"prices up to {age(fleet.price_age_s)} older than their rewards")
+        if data.settings.power_price_per_kwh is None:
+            notes.append("no power price set: net is the rewards' value")
+        if notes:
+            out.append("\n" + "  ·  ".join(notes), style="yellow")
+        box.update(out)
+
+    @staticmethod
+    def _line(f: Figures, private: bool, bold: bool = False) -> Text:
+        def usd(value: float | None) -> str:
+            if value is None:
+                return MISSING
+            return HIDDEN if private else f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+
+        line = Text.assemble(text(f.label, "bold" if bold else "", 20))
+        line.pad_right(max(0, 11 - line.cell_len))
+        earned = MISSING if f.rewards is None else HIDDEN if private else f"{f.rewards:,.2f}"
+        line.append(f" {earned} {f.token or ''}".rstrip())
+        line.append(f"  value {usd(f.value_usd)}")
+        gpu = MISSING if f.gpu_hours is None else f"{f.gpu_hours:,.1f}"
+        line.append(f"  {gpu} GPU-h  power {usd(f.power_cost)}  net {usd(f.net)}")
+        return line
+
+    # -- actions ----------------------------------------------------------------------------
+    def action_period(self, step: int = 1) -> None:
+        """24 h → 7 d → 30 d → 24 h (or back)."""
+        self.period_index = (self.period_index + step) % len(PERIODS)
+        self.reload()
+
+    def action_toggle_days(self) -> None:
+        """Rows per node or per UTC day."""
+        self.by_day = not self.by_day
+        self.sort_key, self.descending = ("day", True) if self.by_day else ("net", True)
+        self.render_data(self.data)
+
+    def action_sort_next(self) -> None:
+        """Sort by the next column: text ascending, figures descending."""
+        keys = [c.key for c in self.query_one(FleetTable).columns]
+        at = keys.index(self.sort_key) if self.sort_key in keys else -1
+        self.sort_key = keys[(at + 1) % len(keys)]
+        self.descending = self.sort_key not in ("node", "network")
+        self._sort()
+
+    def action_sort_reverse(self) -> None:
+        """Reverse the sort order."""
+        self.descending = not self.descending
+        self._sort()
+
+    def _sort(self) -> None:
+        table = self.query_one(FleetTable)
+        table.sort_by(self.sort_key, self.descending)
+        first = table.visible_keys(0, 1)
+        if first:
+            table.move_cursor_to(first[0])
+        self._title(self.data)
+
+    @on(FleetTable.SortChanged)
+    def _sorted(self, event: FleetTable.SortChanged) -> None:
+        self.sort_key, self.descending = event.column_key, event.descending
+        self._title(self.data)
+
+    @on(FleetTable.RowSelected)
+    def _open_node(self, event: FleetTable.RowSelected) -> None:
+        if self.by_day or self.data is None:
+            return
+        found = next((f for f in self.data.nodes if f.label == event.key), None)
+        if found is None or found.source_kind is None:
+            self.notify("no fleet samples stored for this node", timeout=3, markup=False)
+            return
+        self.app.push_screen(NodeScreen(found.label, found.source_kind))
+
+    def table_export(self) -> TableExport:
+        """The rows as shown, with the reward token beside the amount."""
+        table = self.query_one(FleetTable)
+        keys = [c.key for c in table.columns]
+        at = keys.index("rewards") + 1
+        pool = (self.data.days if self.by_day else self.data.nodes) if self.data else []
+        token = {f.label: f.token for f in pool}
+        rows = [
+            (*row[:at], token.get(key), *row[at:])
+            for key in table.visible_keys()
+            if (row := table.row_for(key)) is not None
+        ]
+        name = f"rewards-{'days' if self.by_day else 'nodes'}-{PERIODS[self.period_index][0]}"
+        return TableExport(name, [*keys[:at], "token", *keys[at:]], rows, frozenset(MONEY))

@@ -1,0 +1,24 @@
+"""Snapshot tests of the Rewards screen at 80x24 and 120x40, on a fixed cache and clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.ui.appkit import make_app
+from tests.ui.rewardskit import ECONOMICS, rewards_cache
+from tests.ui.test_snapshots import SIZES, keys
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_rewards(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    rewards_cache(tmp_path)
+    app = make_app(tmp_path, config=ECONOMICS)
+    assert snap_compare(app, terminal_size=size, run_before=keys("5"))
+
+
+def test_rewards_private_by_day(snap_compare, tmp_path: Path) -> None:
+    rewards_cache(tmp_path)
+    app = make_app(tmp_path, config=ECONOMICS)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=keys("5", "p", "v"))
