@@ -18,11 +18,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from cache.alerts import SEVERITY_ORDER, Alert, firing, history
+from cache.alerts import ALERT_KEYS, SEVERITY_ORDER, Alert, firing, history
 from cache.queries import PollInfo, latest_good_poll
 from screens.base import CacheScreen
 from screens.host import host
 from screens.render import age, missing, text
+from screens.table_export import TableExport
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -227,6 +228,10 @@ class AlertsScreen(CacheScreen):
         out.append_text(text(alert.message, max_len=500))
         out.no_wrap = False
         detail.update(out)
+
+    def table_export(self) -> TableExport:
+        """What ``e`` writes: the alerts shown, in order, with the keys of ``export alerts``."""
+        return TableExport("alerts", ALERT_KEYS, [tuple(a.record().values()) for a in self.shown])
 
     def action_next_state(self) -> None:
         """All, firing, resolved."""

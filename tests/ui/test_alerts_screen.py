@@ -103,6 +103,9 @@ async def test_firing_first_then_history_and_the_filters(tmp_path: Path) -> None
         await pilot.press("s")  # firing only
         await settle(pilot)
         assert [c[0] for c in cells(screen)] == ["● firing"] * 3
+        shown = screen.table_export()  # what `e` writes: the rows as filtered
+        assert [r["subject"] for r in shown.records()] == ["gpu-02", "gpu-01", "coingecko"]
+        assert shown.records()[0]["started_at"] == "2026-11-25T11:20:00.000Z"
         await pilot.press("s", "v")  # resolved only, critical
         await settle(pilot)
         assert [c[2] for c in cells(screen)] == [SHOWN, "gpu-03"]
