@@ -166,6 +166,7 @@ class FleetScreen(CacheScreen):
         self.group: str | None = None
         self.label_keys: list[str] = []
         self._rows: list[tuple[object, ...]] = []
+        self._summary_lines = 0
         self._columns_set = False
         self._private_shown = False
 
@@ -300,7 +301,12 @@ class FleetScreen(CacheScreen):
             line.append(f"  {total} IO earned 24h")
         if self.group:
             line.append(f"  ·  grouped by {self.group}", style="dim")
-        self.query_one("#fleet-summary", Static).update(line)
+        box = self.query_one("#fleet-summary", Static)
+        # a layout pass costs more than the whole table repaint: only when the line count changes
+        width = max(box.content_size.width, 1)
+        lines = -(-line.cell_len // width)
+        box.update(line, layout=lines != self._summary_lines)
+        self._summary_lines = lines
 
     # -- actions ----------------------------------------------------------------------------
     def action_filter(self) -> None:

@@ -305,6 +305,7 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._groups: list[_Group] = []
         self._cursor = 0
         self._line_cache: LRUCache[tuple[object, ...], Strip] = LRUCache(cache_size)
+        self._base_style: Style | None = None
         self._cell_cache: dict[tuple[object, ...], list[Segment]] = {}
         """(column number, value type, value) -> the cell's segments: a refresh where most
         values repeat (statuses, networks, whole percentages) builds rows from these."""
@@ -805,22 +806,27 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
         super().notify_style_update()
         self._line_cache.clear()
         self._cell_cache.clear()
+        self._base_style = None
 
     def _on_focus(self, event: events.Focus) -> None:
         self._line_cache.clear()
         self._cell_cache.clear()
+        self._base_style = None
         self.refresh()
 
     def _on_blur(self, event: events.Blur) -> None:
         self._line_cache.clear()
         self._cell_cache.clear()
+        self._base_style = None
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
         """One screen line: the pinned header on line 0, then rows and group headers."""
         width = self.size.width
         scroll_x, scroll_y = self.scroll_offset
-        base = self.rich_style
+        if self._base_style is None:  # computing it walks the DOM: once per style change
+            self._base_style = self.rich_style
+        base = self._base_style
         if y == 0:
             key: tuple[object, ...] = ("header", self._sort, width, scroll_x)
             strip = self._line_cache.get(key)

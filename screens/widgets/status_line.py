@@ -115,4 +115,4 @@ class StatusLine(Static):
         self.set_class(level == "warn", "-warn")
         self.set_class(level == "sample", "-sample")
         self.set_class(level == "travel", "-travel")
-        self.update(content)
+        self.update(content, layout=False)  # always one line: no layout pass
