@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cache.db import open_reader, open_writer
+from cache.db import SCHEMA_VERSION, open_reader, open_writer
 from cache.lock import WriterLock
 from cache.queries import latest_fleet
 from cache.store import PollRecord, write_poll
@@ -48,7 +48,7 @@ def test_info_lists_tables_sources_and_schema(runner: CliRunner, db_path: Path) 
     fill(db_path)
     result = run(runner, "db", "info", "--db", db_path)
     assert result.exit_code == 0, result.output
-    assert "schema    5 (this build: 5)" in result.output
+    assert f"schema    {SCHEMA_VERSION} (this build: {SCHEMA_VERSION})" in result.output
     assert "writer    none" in result.output
     assert "node_samples          150" in result.output
     assert (
