@@ -120,3 +120,16 @@ def test_node(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
         await settle(pilot)
 
     assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_time_travel_banner(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    """Fleet as of an earlier poll: the AS OF banner and the values of that moment."""
+    from tests.ui.appkit import store_fleet
+
+    db = tmp_path / "cache.db"
+    store_fleet(db, at=NOW - timedelta(hours=2))
+    store_fleet(db, at=NOW - timedelta(minutes=5))
+    app = make_app(tmp_path)
+    app.at = NOW - timedelta(hours=1)
+    assert snap_compare(app, terminal_size=size, run_before=keys("4"))
