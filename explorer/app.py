@@ -240,6 +240,8 @@ class DepinExplorerApp(App[None]):
         self.poller: Poller | None = None
         self._settings: dict[str, SourceSettings] | None = None
         self.fatal_message: str | None = None
+        self.fatal_code = 1
+        """The exit status for ``fatal_message``: 2 for a config error, as the CLI uses."""
         self._poll_enabled = poll
         self._transport = transport
         self._stop = asyncio.Event()
@@ -416,8 +418,12 @@ class DepinExplorerApp(App[None]):
         if self.config.keys:
             self.set_keymap(self.config.keys)
         self.switch_mode(self.config.ui.start_screen)
-        if not self._poll_enabled:
-            return
+        if self._poll_enabled:
+            # after the first frame: the poller, the sources and httpx are not needed to paint
+            self.call_after_refresh(self._start_polling)
+
+    def _start_polling(self) -> None:
+        """Poll in-process, attach to a running collector, or (offline) only read."""
         if self.offline:
             self.run_worker(
                 self._offline_sample(), name="poller", group="poller", exit_on_error=False
@@ -426,6 +432,8 @@ class DepinExplorerApp(App[None]):
             pid = holder_pid(self.db_path)
             if pid is None:
                 self.run_poller()
+                if self.fatal_message:
+                    return
             else:
                 self._attach(pid)
         # A reader (offline, or attached to a collector) sees other processes' polls this way.
@@ -498,16 +506,21 @@ class DepinExplorerApp(App[None]):
         """The poller runs as an async worker in the app's loop; it never touches widgets."""
         from explorer.poller import Poller
 
-        self.poller = Poller(
-            self.config,
-            self.secrets,
-            self.db_path,
-            offline=self.offline,
-            clock=self.clock,
-            transport=self._transport,  # type: ignore[arg-type]
-            on_stored=self._stored,
-            on_notice=self._cache_notice,
-        )
+        try:
+            self.poller = Poller(
+                self.config,
+                self.secrets,
+                self.db_path,
+                offline=self.offline,
+                clock=self.clock,
+                transport=self._transport,  # type: ignore[arg-type]
+                on_stored=self._stored,
+                on_notice=self._cache_notice,
+            )
+        except ConfigError as exc:  # e.g. a credentials variable named in the config is unset
+            self.fatal_message, self.fatal_code = f"config error: {exc}", 2
+            self.exit(return_code=2)
+            return
         if self.poller.alerting is not None:  # a toast (and the bell) per alert transition
             self.poller.alerting.on_transition = self._alert_changed
         self.run_worker(

@@ -201,7 +201,7 @@ def run_tui(
     except CacheError as exc:
         fail(str(exc))
     if app.fatal_message:
-        fail(app.fatal_message, 1)
+        fail(app.fatal_message, app.fatal_code)
 
 
 @cli.command()
