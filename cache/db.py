@@ -238,6 +238,10 @@ class CorruptCacheError(CacheError):
     """The file is damaged, or not an SQLite database at all."""
 
 
+class ForeignCacheError(CorruptCacheError):
+    """An SQLite database of another program: moved aside like a damaged one (never written)."""
+
+
 class ReadOnlyCacheError(CacheError):
     """This process may read the cache but not write it (permissions, read-only mount)."""
 
@@ -278,7 +282,7 @@ def schema_version(conn: sqlite3.Connection) -> int:
     if not tables:
         return 0
     if "meta" not in tables:
-        raise CacheError("this file is an SQLite database, but not a depin-explorer cache")
+        raise ForeignCacheError("this file is an SQLite database, but not a depin-explorer cache")
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     return int(row[0]) if row else 0
 
@@ -315,7 +319,9 @@ def open_writer(path: Path, on_notice: Notice | None = None) -> sqlite3.Connecti
     With ``on_notice`` (the poller, which holds the writer lock), a damaged file is moved aside
     with its ``-wal`` and ``-shm`` to ``<name>.corrupt-<UTC time>``, a fresh cache is created and
     the notice says so; a cache on a network filesystem gets a warning. Without it, a damaged
-    file raises CorruptCacheError and is left as it is. Readers never quarantine anything.
+    file raises CorruptCacheError and is left as it is. Another program's SQLite database given
+    as the cache is moved aside the same way (renamed, never written or deleted). Readers never
+    quarantine anything.
     """
     if on_notice is not None and (fstype := network_filesystem(path)):
         on_notice(
@@ -346,6 +352,8 @@ def _open_writer(path: Path) -> sqlite3.Connection:
             rows = conn.execute("PRAGMA quick_check").fetchall()
             if rows != [("ok",)]:
                 raise sqlite3.DatabaseError(f"quick_check: {rows[0][0]}")
+        # before anything is written (even the switch to WAL): never touch another program's file
+        schema_version(conn)
         _set_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA journal_size_limit = 16777216")
@@ -359,6 +367,10 @@ def _open_writer(path: Path) -> sqlite3.Connection:
         if any(m in text for m in ("readonly", "unable to open", "read-only")):
             raise _read_only(path, text) from exc
         raise _wrap(path, exc) from exc
+    except ForeignCacheError as exc:
+        if conn is not None:
+            conn.close()
+        raise ForeignCacheError(f"{path}: {exc}") from exc
     except CacheError:
         if conn is not None:
             conn.close()

@@ -153,15 +153,27 @@ def test_db05_quarantine_moves_wal_and_shm_together_and_never_overwrites(db_path
     assert len(names) == 6  # the second one got its own name
 
 
-def test_db05_a_foreign_sqlite_database_is_refused_not_moved(db_path: Path) -> None:
-    """Another program's database is not damaged: moving it would break that program."""
+def test_db05_a_foreign_sqlite_database_is_moved_aside_intact(db_path: Path) -> None:
+    """Another program's database given as the cache: renamed (never written or deleted), the
+    notice says where, and a fresh cache takes its place."""
     db_path.parent.mkdir(parents=True)
     other = sqlite3.connect(db_path)
     other.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    other.execute("INSERT INTO invoices VALUES (7)")
+    other.commit()
     other.close()
-    with pytest.raises(CacheError, match="not a depin-explorer cache"):
-        open_writer(db_path, on_notice=lambda message: None)
-    assert [p.name for p in db_path.parent.iterdir()] == ["history.db"]
+    before = db_path.read_bytes()
+    notices: list[str] = []
+    conn = open_writer(db_path, on_notice=notices.append)
+    conn.close()
+    [moved] = [p for p in db_path.parent.iterdir() if ".corrupt-" in p.name]
+    assert moved.read_bytes() == before
+    assert len(notices) == 1 and "not a depin-explorer cache" in notices[0]
+    assert str(db_path) in notices[0] and f"moved it aside to {moved.name}" in notices[0]
+    assert quick_check(db_path) == "ok"
+    with pytest.raises(CacheError, match="not a depin-explorer cache"):  # readers never move
+        open_reader(moved)
+    assert moved.read_bytes() == before
 
 
 async def test_db05_the_poller_says_so_and_polls_into_the_fresh_cache(db_path: Path) -> None:
