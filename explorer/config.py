@@ -452,6 +452,18 @@ animations = "none"         # none | basic | full
 # power_price_per_kwh = 0.25   # USD per kWh of the GPUs' power; unset: not counted
 # hardware_cost = { default = 12000, "gpu-01" = 18000 }   # by node, network, else default
 
+# [alerts]            # alerts (8): docs/alerts.md; evaluated by whoever polls
+# command = ["/usr/local/bin/page-me"]         # the alert as JSON on stdin, never a shell
+# webhook = { url = "https://hooks.example/depin", timeout = 10, retries = 3 }
+# bell = true
+#
+# [[alerts.rules]]
+# name = "node down"
+# kind = "node_down"   # node_down | gpu_temp_above | utilization_below | price_change |
+#                      # devices_drop | source_failing
+# for = 1              # minutes (or "30s", "5m", "2h") before it fires
+# severity = "critical"
+
 [keys]
 # Remap any binding by its id (see `?` in the app), e.g.:
 # "rankings.filter" = "slash,ctrl+f"
