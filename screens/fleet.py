@@ -21,6 +21,7 @@ from cache.db import parse_iso
 from cache.fleet import fleet_rows
 from cache.queries import PollInfo, latest_good_poll
 from cache.rewards import rewards_by_node
+from cache.text import safe_text
 from screens.base import CacheScreen
 from screens.host import host
 from screens.node import NodeScreen
@@ -300,7 +301,7 @@ class FleetScreen(CacheScreen):
             total = HIDDEN if host(self).private else f"{sum(earned):,.2f}"
             line.append(f"  {total} IO earned 24h")
         if self.group:
-            line.append(f"  ·  grouped by {self.group}", style="dim")
+            line.append(f"  ·  grouped by {safe_text(self.group, 60)}", style="dim")  # a label key
         box = self.query_one("#fleet-summary", Static)
         # a layout pass costs more than the whole table repaint: only when the line count changes
         width = max(box.content_size.width, 1)

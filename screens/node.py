@@ -19,6 +19,7 @@ from textual.widgets import Footer, Sparkline, Static
 from cache.fleet import node_row
 from cache.queries import NodeRow, PollInfo, latest_good_poll, node_history
 from cache.rewards import DeviceRow, RewardRow, latest_devices, reward_rows
+from cache.text import safe_text
 from screens.base import CacheScreen
 from screens.host import host
 from screens.render import age, local_time, text
@@ -74,7 +75,8 @@ def _device_for(node: NodeRow, devices: list[DeviceRow]) -> DeviceRow | None:
 def _amount(value: object, token: object = None, private: bool = False) -> str:
     if not isinstance(value, int | float):
         return "—"
-    return (HIDDEN if private else f"{value:,.2f}") + (f" {token}" if token else "")
+    shown = f" {safe_text(str(token), 20)}" if token else ""  # from the cache: untrusted
+    return (HIDDEN if private else f"{value:,.2f}") + shown
 
 
 class NodeScreen(CacheScreen):
@@ -250,8 +252,11 @@ class NodeScreen(CacheScreen):
             shown, last_shown = (
                 (HIDDEN, HIDDEN) if private else (f"{total:,.4f}", f"{last.amount:,.4f}")
             )
-            out.append(f"{shown} {'/'.join(sorted(tokens))} in {paid} of {len(data.rewards)} ")
-            out.append(f"blocks; last {local_time(last.at)} {last_shown} {last.token}")
+            units = safe_text("/".join(sorted(tokens)), 40)
+            out.append(f"{shown} {units} in {paid} of {len(data.rewards)} ")
+            out.append(
+                f"blocks; last {local_time(last.at)} {last_shown} {safe_text(last.token, 20)}"
+            )
         else:
             out.append(f"rewards over {label}: none stored", style="dim")
         fetched = age((host(self).now() - device.fetched_at).total_seconds())

@@ -220,3 +220,40 @@ async def test_sources_screen_warns_before_the_io_net_token_expires(tmp_path: Pa
 
 
 DEVICE = "7a3e1c52-9d4b-4f0e-8a61-2b5c9e0d4f17"
+
+
+async def test_tokens_and_label_keys_from_a_copied_cache_are_sanitised(tmp_path: Path) -> None:
+    """A copied database is untrusted: raw escapes in reward tokens and label keys stay inert."""
+    import sqlite3
+
+    from tests.ui.appkit import DEVICES
+
+    db = tmp_path / "cache.db"
+    store_fleet(db)
+    store_devices(db)
+    hostile = "IO\x1b]52;c;cHduZWQ=\x07"
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE rewards SET token = ?", (hostile,))
+        conn.execute("UPDATE devices SET earnings_token = ?", (hostile,))
+        conn.execute(
+            "UPDATE nodes SET labels = ? WHERE node = 'gpu-01'",
+            ('{"\\u001b[2Jrack": "r1", "device_id": "' + DEVICES["gpu-01"] + '"}',),
+        )
+    conn.close()
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await open_fleet(pilot)
+        summary = ""
+        for _ in range(6):  # network, source, then the label keys: stop at the hostile one
+            await pilot.press("g")
+            await settle(pilot)
+            summary = str(app.screen.query_one("#fleet-summary", Static).render())
+            if "2Jrack" in summary:
+                break
+        assert "grouped by" in summary and "2Jrack" in summary and "\x1b" not in summary
+        table.move_cursor_to("gpu-01")
+        await pilot.press("enter")
+        await settle(pilot)
+        ionet = str(app.screen.query_one("#node-ionet", Static).render())
+        assert "IO" in ionet and "\x1b" not in ionet and "\x07" not in ionet
