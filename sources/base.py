@@ -465,6 +465,20 @@ def _connect_reason(exc: BaseException) -> str | None:
     return None
 
 
+def _transport_error(exc: httpx.TransportError, host: str) -> SourceError:
+    """What went wrong below HTTP (timeout, connect, truncation), without any URL or secret."""
+    if isinstance(exc, httpx.TimeoutException):
+        return SourceError(ErrorKind.TIMEOUT, f"timed out talking to {host}")
+    if isinstance(exc, httpx.ConnectError | httpx.UnsupportedProtocol):
+        reason = _connect_reason(exc)
+        return SourceError(
+            ErrorKind.CONNECT, f"cannot connect to {host}" + (f": {reason}" if reason else "")
+        )
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return SourceError(ErrorKind.TRUNCATED, f"{host} closed the connection mid-answer")
+    return SourceError(ErrorKind.CONNECT, f"network error talking to {host}: {type(exc).__name__}")
+
+
 def _redirect_target(response: httpx.Response) -> str:
     """`` to HOST[:PORT]`` when a redirect points at another origin (never its path or query)."""
     try:
@@ -504,18 +518,8 @@ async def _fetch(
             body = await _read_capped(response, policy.body_cap)
             content_type = response.headers.get("content-type", "")
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-    except httpx.TimeoutException as exc:
-        raise SourceError(ErrorKind.TIMEOUT, f"timed out talking to {host}") from exc
-    except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
-        reason = _connect_reason(exc)
-        message = f"cannot connect to {host}" + (f": {reason}" if reason else "")
-        raise SourceError(ErrorKind.CONNECT, message) from exc
-    except httpx.RemoteProtocolError as exc:
-        raise SourceError(ErrorKind.TRUNCATED, f"{host} closed the connection mid-answer") from exc
     except httpx.TransportError as exc:
-        raise SourceError(
-            ErrorKind.CONNECT, f"network error talking to {host}: {type(exc).__name__}"
-        ) from exc
+        raise _transport_error(exc, host) from exc
     if status >= 400:
         raise _classify(status, body, retry_after, host, secrets)
     return status, content_type, body
@@ -623,18 +627,8 @@ async def _post_once(
                 except SourceError:
                     answer = b""
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-    except httpx.TimeoutException as exc:
-        raise SourceError(ErrorKind.TIMEOUT, f"timed out talking to {host}") from exc
-    except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
-        reason = _connect_reason(exc)
-        message = f"cannot connect to {host}" + (f": {reason}" if reason else "")
-        raise SourceError(ErrorKind.CONNECT, message) from exc
-    except httpx.RemoteProtocolError as exc:
-        raise SourceError(ErrorKind.TRUNCATED, f"{host} closed the connection mid-answer") from exc
     except httpx.TransportError as exc:
-        raise SourceError(
-            ErrorKind.CONNECT, f"network error talking to {host}: {type(exc).__name__}"
-        ) from exc
+        raise _transport_error(exc, host) from exc
     if 300 <= status < 400:  # never follow: the headers may carry a token
         raise SourceError(
             ErrorKind.HTTP_4XX,
