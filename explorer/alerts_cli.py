@@ -16,7 +16,7 @@ import click
 from cache.alerts import ALERT_KEYS, Alert, alert_records, firing, history
 from cache.db import CacheError, open_reader
 from cache.export import to_csv, to_json
-from explorer.cli import _merge, as_of, fail, global_options, load_setup
+from explorer.cli import _merge, as_of, export_format, fail, global_options, load_setup
 from sources.text import safe_text
 
 EXIT_FIRING = 1
@@ -96,9 +96,7 @@ def alerts(ctx: click.Context, firing_only: bool, fmt: str, **globals_: Any) -> 
 
 @click.command("alerts")
 @global_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
-)
+@export_format
 @click.pass_context
 def export_alerts(ctx: click.Context, fmt: str, **globals_: Any) -> None:
     """Every alert that had fired by --at (else now), newest first, with its state then."""

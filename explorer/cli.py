@@ -127,6 +127,12 @@ def global_options(func: F) -> F:
     return func
 
 
+export_format = click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+"""The ``--format`` of every ``export`` table."""
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> None:
     """One line on stderr and an exit status; never a traceback."""
     click.echo(f"depin-explorer: {message}", err=True)
@@ -299,9 +305,7 @@ def export(ctx: click.Context, **globals_: Any) -> None:
 
 @export.command("rankings")
 @global_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
-)
+@export_format
 @click.pass_context
 def export_rankings(ctx: click.Context, fmt: str, **globals_: Any) -> None:
     """The latest rankings snapshot (live if any was stored, else the sample)."""
@@ -310,9 +314,7 @@ def export_rankings(ctx: click.Context, fmt: str, **globals_: Any) -> None:
 
 @export.command("networks")
 @global_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
-)
+@export_format
 @click.pass_context
 def export_networks(ctx: click.Context, fmt: str, **globals_: Any) -> None:
     """Each (network, metric) with its most recent successfully fetched value."""
@@ -321,9 +323,7 @@ def export_networks(ctx: click.Context, fmt: str, **globals_: Any) -> None:
 
 @export.command("gpu-models")
 @global_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
-)
+@export_format
 @click.pass_context
 def export_gpu_models(ctx: click.Context, fmt: str, **globals_: Any) -> None:
     """GPU models on offer per network: availability and price per GPU-hour."""
@@ -332,9 +332,7 @@ def export_gpu_models(ctx: click.Context, fmt: str, **globals_: Any) -> None:
 
 @export.command("fleet")
 @global_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
-)
+@export_format
 @click.pass_context
 def export_fleet(ctx: click.Context, fmt: str, **globals_: Any) -> None:
     """Each (source, node) with its latest sample: up, CPU, memory, disk, GPU figures."""
@@ -343,9 +341,7 @@ def export_fleet(ctx: click.Context, fmt: str, **globals_: Any) -> None:
 
 @export.command("rewards")
 @global_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
-)
+@export_format
 @click.pass_context
 def export_rewards(ctx: click.Context, fmt: str, **globals_: Any) -> None:
     """Every stored reward: node, network, device, when earned, amount, token, source."""

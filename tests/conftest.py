@@ -5,7 +5,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import sqlite3
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +55,20 @@ def _loopback_only(host, *args, **kwargs):  # type: ignore[no-untyped-def]
 @pytest.fixture(autouse=True)
 def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", _loopback_only)
+
+
+# The cache file and its writer, for the unit and reliability tests.
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "cache" / "history.db"
+
+
+@pytest.fixture
+def writer(db_path: Path) -> Iterator[sqlite3.Connection]:
+    from cache.db import open_writer
+
+    conn = open_writer(db_path)
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -67,22 +67,6 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "cache" / "history.db"
-
-
-@pytest.fixture
-def writer(db_path: Path) -> Iterator[sqlite3.Connection]:
-    from cache.db import open_writer
-
-    conn = open_writer(db_path)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-@pytest.fixture
 def reader(writer: sqlite3.Connection, db_path: Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection as screens and exports use, opened after the writer migrated."""
     from cache.db import open_reader
