@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import DATA_DIR  # noqa: E402
 from cache.db import SCHEMA_VERSION, iso, open_writer  # noqa: E402
-from sources.models import NODE_VALUE_FIELDS  # noqa: E402
+from sources.figures import NODE_VALUE_FIELDS  # noqa: E402
 
 GENERATOR_VERSION = 2
 NODES = 500

@@ -15,7 +15,7 @@ from typing import Any
 from cache.db import iso
 from cache.queries import GpuModelRow, MetricValue, NodeRow, Rankings
 from cache.rewards import RewardRow
-from sources.models import NODE_VALUE_FIELDS
+from sources.figures import NODE_VALUE_FIELDS
 
 RANKINGS_KEYS = (
     "coin_id",

@@ -16,7 +16,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from cache.db import iso, parse_iso
-from sources.models import NODE_VALUE_FIELDS
+from sources.figures import NODE_VALUE_FIELDS
 
 RESOLUTIONS = (60, 3600, 86400)
 _PREFIX = {60: (16, ":00.000Z"), 3600: (13, ":00:00.000Z"), 86400: (10, "T00:00:00.000Z")}

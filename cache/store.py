@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cache.db import iso
+from sources.figures import NODE_VALUE_FIELDS
 from sources.models import (
-    NODE_VALUE_FIELDS,
     DeviceStatus,
     MarketCoin,
     NodeSample,

@@ -256,23 +256,6 @@ class Reward(BaseModel):
     status: OptionalText = None
 
 
-NODE_VALUE_FIELDS = (
-    "cpu_pct",
-    "mem_pct",
-    "disk_pct",
-    "load1",
-    "uptime_s",
-    "net_rx_bps",
-    "net_tx_bps",
-    "gpus",
-    "gpu_util_pct",
-    "gpu_temp_c",
-    "gpu_power_w",
-    "gpu_mem_pct",
-)
-"""The per-node figures, in the order of the cache columns and the fleet export."""
-
-
 @dataclass(frozen=True)
 class EndpointError:
     """One endpoint of a multi-endpoint source that failed while others succeeded."""
