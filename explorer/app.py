@@ -7,9 +7,11 @@ import importlib
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App
@@ -22,8 +24,8 @@ from cache.lock import WriterLockHeldError, holder_pid
 from cache.queries import latest_rankings_poll
 from cache.timeline import neighbour_poll
 from explorer.commands import ExplorerCommands
-from explorer.config import Config, ConfigError, Secrets
 from explorer.keys import ALLOWED_ACTIONS, APP_BINDINGS
+from explorer.setup import ConfigError, PendingSetup, Setup
 from explorer.state import UserState
 from explorer.watch import CacheWatcher
 from screens.base import CacheScreen
@@ -37,6 +39,7 @@ if TYPE_CHECKING:  # the poller, the sources and httpx load after the first fram
     from cache.alerts import Alert
     from cache.economics import EconomicsSettings
     from cache.store import PollRecord
+    from explorer.config import Config, Secrets
     from explorer.poller import Poller
     from explorer.registry import SourceSettings
     from screens.table_export import TableExport
@@ -88,22 +91,24 @@ class DepinExplorerApp(App[None]):
         transport: object | None = None,
         at: datetime | None = None,
         private: bool = False,
+        _pending: PendingSetup | None = None,
+        _start_screen: str | None = None,
     ) -> None:
+        # The first screen is the app's default mode, so Textual composes it at start (not a
+        # blank default screen, then a switch that parses the stylesheet twice more).
+        self.DEFAULT_MODE = _start_screen or config.ui.start_screen
         super().__init__()
+        # Given (tests, embedding): known now. Deferred (the command): see ``deferred``.
+        self._setup = _pending or PendingSetup(Setup(Path(), config, secrets, db_path))
+        self._state_path = state_path
         self.at = at
         self.private = private
         """Private mode: earnings hidden on every screen and in exports (``p``, ``--private``)."""
         """Time travel: screens show the cache as of this moment; None is live."""
         self.attached_pid: int | None = None
         """Set while another process (a collector) holds the writer lock."""
-        self.config = config
-        self.secrets = secrets
-        self.db_path = db_path
         self.offline = offline
         self.clock = clock
-        self.state = UserState(state_path, db_path)
-        self._watchlist = self.state.watchlist
-        self._last_looked = self.state.last_looked
         self._cache_mark = 0
         self._watcher: CacheWatcher | None = None
         self.poller: Poller | None = None
@@ -116,8 +121,57 @@ class DepinExplorerApp(App[None]):
         self._stop = asyncio.Event()
         self._failing: set[str] = set()
         self._newly_failing: dict[str, str] = {}
-        if "TEXTUAL_ANIMATIONS" not in os.environ:
-            self.animation_level = config.ui.animations
+
+    @classmethod
+    def deferred(
+        cls,
+        load: Callable[[], Setup],
+        fallback: Callable[[], Setup],
+        *,
+        start_screen: str,
+        **options: Any,
+    ) -> DepinExplorerApp:
+        """The app as the command starts it: the first screen paints, then ``load`` runs.
+
+        ``load`` validates the config (pydantic: about 70 ms) in a thread after the first frame;
+        until it returns, whatever needs ``config``, ``secrets`` or ``db_path`` waits for it. A
+        config error ends the app with exit status 2 and the message (``fatal_message``).
+        """
+        pending = PendingSetup(loader=load, fallback=fallback)
+        return cls(None, None, None, _pending=pending, _start_screen=start_screen, **options)  # type: ignore[arg-type]
+
+    # -- the setup: given, or loaded after the first frame ------------------------------------
+    @property
+    def config(self) -> Config:
+        """The validated config (waits for it while the app starts)."""
+        return self._setup.get().config
+
+    @property
+    def secrets(self) -> Secrets:
+        """Keys from the environment or secrets.toml (waits for them while the app starts)."""
+        return self._setup.get().secrets
+
+    @secrets.setter
+    def secrets(self, secrets: Secrets) -> None:
+        self._setup.get().secrets = secrets
+
+    @property
+    def db_path(self) -> Path:
+        """The cache file (waits for the config while the app starts)."""
+        return self._setup.get().db_path
+
+    @cached_property
+    def state(self) -> UserState:
+        """Watchlist and "last looked", kept per database in the state file."""
+        return UserState(self._state_path, self.db_path)
+
+    @cached_property
+    def _watchlist(self) -> set[str]:
+        return set(self.state.watchlist)
+
+    @cached_property
+    def _last_looked(self) -> datetime | None:
+        return self.state.last_looked  # read once, before this session sets it on exit
 
     # -- ExplorerHost -------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -283,10 +337,34 @@ class DepinExplorerApp(App[None]):
 
     # -- lifecycle ------------------------------------------------------------------------
     def on_mount(self) -> None:
-        """Apply key remaps, show the first screen, start polling."""
+        """Apply key remaps, then (after the first frame) load the config and start polling."""
+        if self._setup.pending:
+            self.call_after_refresh(self._load_setup)
+        else:
+            self._configured()
+
+    @work(thread=True, group="setup", exit_on_error=False)
+    def _load_setup(self) -> None:
+        try:
+            self._setup.load()
+        except ConfigError as exc:
+            self.call_from_thread(self._setup_failed, f"config error: {exc}")
+            return
+        self.call_from_thread(self._configured)
+
+    def _setup_failed(self, message: str) -> None:
+        self.fatal_message, self.fatal_code = message, 2
+        self.exit(return_code=2)
+
+    def _configured(self) -> None:
+        """Apply animations and key remaps, say if the log cannot be written, start polling."""
+        if "TEXTUAL_ANIMATIONS" not in os.environ:
+            self.animation_level = self.config.ui.animations
         if self.config.keys:
             self.set_keymap(self.config.keys)
-        self.switch_mode(self.config.ui.start_screen)
+        problem = self._setup.get().log_problem
+        if problem:
+            self.notify(problem, severity="warning", markup=False)
         if self._poll_enabled:
             # after the first frame: the poller, the sources and httpx are not needed to paint
             self.call_after_refresh(self._start_polling)
@@ -479,7 +557,8 @@ class DepinExplorerApp(App[None]):
         self._stop.set()
         if self._watcher is not None:
             self._watcher.stop()
-        self.state.set_last_looked(self.clock())
+        if self._setup.ok:  # a session that never loaded its config leaves the state file be
+            self.state.set_last_looked(self.clock())
 
     # -- actions ----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

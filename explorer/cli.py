@@ -12,22 +12,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import import_module
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from explorer import __version__
-from explorer.config import (
-    EXAMPLE,
-    Config,
-    ConfigError,
-    Secrets,
-    coingecko_root,
-    load_config,
-    load_secrets,
-    mask,
-)
 from explorer.paths import (
     CONFIG_ENV,
     default_config_path,
@@ -36,6 +27,8 @@ from explorer.paths import (
     private_write,
     state_file_path,
 )
+from explorer.setup import ConfigError, Setup, default_setup, peek_start_screen
+from explorer.setup import load_setup as load_setup_files
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_USAGE = 2
@@ -57,16 +50,6 @@ class Globals:
     def config_path(self) -> Path:
         """``--config``, else ``DEPIN_EXPLORER_CONFIG``, else the platform config dir."""
         return self.config or default_config_path()
-
-
-@dataclass
-class Setup:
-    """Everything a command needs, loaded once with clear errors."""
-
-    config_path: Path
-    config: Config
-    secrets: Secrets
-    db_path: Path
 
 
 def _merge(ctx: click.Context, **values: Any) -> None:
@@ -139,28 +122,57 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
-def load_setup(ctx: click.Context) -> Setup:
-    """Load config and secrets, set up the redacting log; config errors exit 2."""
+def _setup_loader(ctx: click.Context) -> Callable[[], Setup]:
     glob = ctx.ensure_object(Globals)
     path = glob.config_path()
+    return lambda: load_setup_files(
+        path, required=glob.config is not None, db=glob.db, log_file=glob.log_file
+    )
+
+
+def load_setup(ctx: click.Context) -> Setup:
+    """Load config and secrets, set up the redacting log; config errors exit 2."""
     try:
-        config = load_config(path, required=glob.config is not None)
-        secrets = load_secrets(secrets_file=path.parent / "secrets.toml")
+        setup = _setup_loader(ctx)()
     except ConfigError as exc:
         fail(f"config error: {exc}")
         raise  # unreachable; for the type checker
-    from explorer.logsetup import setup_logging
-
-    keys = [secrets.coingecko_api_key.get_secret_value()] if secrets.coingecko_api_key else []
-    try:
-        setup_logging(glob.log_file or default_log_path(), keys)
-    except OSError as exc:
-        click.echo(f"depin-explorer: cannot write the log: {exc}", err=True)
-    db_path = glob.db or config.cache.path or default_db_path()
-    return Setup(config_path=path, config=config, secrets=secrets, db_path=db_path.expanduser())
+    if setup.log_problem:
+        click.echo(f"depin-explorer: {setup.log_problem}", err=True)
+    return setup
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group some of whose subcommands are imported only when used or listed.
+
+    Click's documented pattern for lazy subcommands: starting the TUI never loads the code (and
+    the cache modules) of ``db``, ``alerts`` or ``export alerts``.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+        """Command name -> "module:attribute"."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every subcommand's name, lazy or not, for ``--help``."""
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The subcommand, imported now if it is a lazy one."""
+        if cmd_name in self.lazy:
+            module, name = self.lazy[cmd_name].split(":")
+            command: click.Command = getattr(import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={"db": "explorer.db_cli:db", "alerts": "explorer.alerts_cli:alerts"},
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "--version", prog_name="depin-explorer")
 @global_options
 @click.pass_context
@@ -168,8 +180,7 @@ def cli(ctx: click.Context, **globals_: Any) -> None:
     """A terminal console for DePIN networks, markets and your own node fleet."""
     _merge(ctx, **globals_)
     if ctx.invoked_subcommand is None:
-        setup = load_setup(ctx)
-        run_tui(setup, offline=ctx.obj.offline, at=as_of(ctx), private=ctx.obj.private)
+        run_tui(ctx)
 
 
 def as_of(ctx: click.Context) -> datetime | None:
@@ -186,21 +197,22 @@ def as_of(ctx: click.Context) -> datetime | None:
         raise  # unreachable
 
 
-def run_tui(
-    setup: Setup, *, offline: bool, at: datetime | None = None, private: bool = False
-) -> None:
-    """Start the Textual app on the configured cache."""
+def run_tui(ctx: click.Context) -> None:
+    """Start the Textual app; it validates the config after its first frame (explorer/setup)."""
+    glob = ctx.ensure_object(Globals)
+    at = as_of(ctx)
     from cache.db import CacheError
     from explorer.app import DepinExplorerApp
 
-    app = DepinExplorerApp(
-        setup.config,
-        setup.secrets,
-        setup.db_path,
-        offline=offline,
+    path = glob.config_path()
+    app = DepinExplorerApp.deferred(
+        _setup_loader(ctx),
+        lambda: default_setup(path, glob.db),
+        start_screen=peek_start_screen(path),
+        offline=glob.offline,
         state_path=state_file_path(),
         at=at,
-        private=private,
+        private=glob.private,
     )
     try:
         app.run()
@@ -295,7 +307,7 @@ def _report(outcomes: list[Any]) -> int:
     return 1 if failed else 0
 
 
-@cli.group()
+@cli.group(cls=LazyGroup, lazy={"alerts": "explorer.alerts_cli:export_alerts"})
 @global_options
 @click.pass_context
 def export(ctx: click.Context, **globals_: Any) -> None:
@@ -401,6 +413,8 @@ def config_init(ctx: click.Context, force: bool, **globals_: Any) -> None:
     path = ctx.obj.config_path()
     if path.exists() and not force:
         fail(f"{path} exists; use --force to overwrite it")
+    from explorer.config import EXAMPLE
+
     private_write(path, EXAMPLE)
     click.echo(f"wrote {path}")
 
@@ -413,6 +427,8 @@ def config_check(ctx: click.Context, **globals_: Any) -> None:
     _merge(ctx, **globals_)
     setup = load_setup(ctx)
     import tomli_w
+
+    from explorer.config import coingecko_root, mask
 
     settings = setup.config.model_dump(mode="json", exclude_none=True)
     settings["sources"]["coingecko"]["base_url"] = coingecko_root(setup.config, setup.secrets)
@@ -434,6 +450,8 @@ def config_path(ctx: click.Context, **globals_: Any) -> None:
     _merge(ctx, **globals_)
     glob = ctx.obj
     path = glob.config_path()
+    from explorer.config import load_config
+
     try:
         db = glob.db or load_config(path).cache.path or default_db_path()
     except ConfigError:
@@ -442,17 +460,6 @@ def config_path(ctx: click.Context, **globals_: Any) -> None:
     click.echo(f"database  {db}")
     click.echo(f"state     {state_file_path()}")
     click.echo(f"log       {glob.log_file or default_log_path()}")
-
-
-from explorer.db_cli import db as db_group  # noqa: E402 - it builds on the helpers above
-
-cli.add_command(db_group)
-
-from explorer.alerts_cli import alerts as alerts_command  # noqa: E402 - as db above
-from explorer.alerts_cli import export_alerts  # noqa: E402
-
-cli.add_command(alerts_command)
-export.add_command(export_alerts)
 
 
 def main() -> None:

@@ -24,10 +24,7 @@ from pydantic import (
 
 from cache.retention_policy import RetentionPolicy
 from explorer.alert_config import AlertsConfig
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the file, the key and the problem."""
+from explorer.setup import ConfigError as ConfigError  # beside the loader: no pydantic there
 
 
 class _Section(BaseModel):

@@ -93,3 +93,22 @@ def test_hostile_names_never_reach_the_terminal_raw(tmp_path: Path) -> None:
         assert sequence not in text, f"{sequence!r} reached the terminal"
     assert "\u241b" in text  # ESC from the data is shown as the visible ␛ instead
     assert list(trap.iterdir()) == []
+
+
+def test_a_bad_config_in_the_tui_is_one_line_and_status_2(tmp_path: Path) -> None:
+    # The TUI paints before it validates the config (issue 8's first paint); the error must
+    # still end it with the CLI's one line and exit status, the terminal given back.
+    config = tmp_path / "config.toml"
+    config.write_text("[sources.coingecko]\nintervall = 60\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
+    env.update(TERM="xterm-256color", TZ="UTC", HOME=str(tmp_path))
+    for name in ("DATA", "STATE", "CONFIG"):
+        env[f"XDG_{name}_HOME"] = str(tmp_path / name.lower())
+    args = ["--offline", "--config", str(config), "--db", str(tmp_path / "cache.db")]
+    output, code = run_in_pty(args, [], env, limit=20.0)
+    text = output.decode("utf-8", errors="replace")
+    assert code == 2, text[-2000:]
+    assert f"depin-explorer: config error: {config}: sources.coingecko.intervall" in text
+    assert "Traceback" not in text
+    assert text.rstrip().endswith("Extra inputs are not permitted")  # after the app's screen
+    assert not (tmp_path / "cache.db").exists()  # nothing was opened for writing

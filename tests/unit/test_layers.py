@@ -59,3 +59,11 @@ def test_cli_version_does_not_load_textual() -> None:
 def test_packages_are_ours_not_same_named_distributions(package: str) -> None:
     module = __import__(package)
     assert Path(module.__file__).resolve().is_relative_to(ROOT)
+
+
+def test_first_frame_needs_neither_pydantic_nor_http() -> None:
+    # issue 8's first_paint budget: the config is validated (pydantic) after the first frame,
+    # the poller (httpx) starts after it, and ``db``/``alerts`` load only when run.
+    loaded = loaded_after("explorer.cli, explorer.app, screens.overview")
+    assert not {"pydantic", "httpx", "explorer.config", "sources.models"} & loaded
+    assert not {"explorer.db_cli", "explorer.alerts_cli", "explorer.poller"} & loaded

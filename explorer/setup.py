@@ -1,0 +1,137 @@
+"""Config, secrets, the log and the cache path: loaded once, for a command or for the TUI.
+
+This module imports nothing heavy. Validating the config means importing pydantic and building
+the config models, about 70 ms on a 2-core machine (docs/performance.md); the TUI draws its
+first frame before paying that, so its setup is a :class:`PendingSetup` loaded in a thread after
+the first frame. Anything that needs the setup before then waits for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from explorer.paths import default_db_path, default_log_path
+
+if TYPE_CHECKING:
+    from explorer.config import Config, Secrets
+
+START_SCREENS = ("overview", "rankings")
+"""The screens ``[ui] start_screen`` may name (explorer.config validates the same list)."""
+SETUP_WAIT = 30.0
+"""Seconds a reader waits for the TUI's setup before it gives up on it (a loader that hangs)."""
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file, the key and the problem."""
+
+
+@dataclass
+class Setup:
+    """Everything a command needs, loaded once with clear errors."""
+
+    config_path: Path
+    config: Config
+    secrets: Secrets
+    db_path: Path
+    log_problem: str | None = None
+    """Why the debug log cannot be written, if it cannot (the command goes on without it)."""
+
+
+def load_setup(
+    config_path: Path, *, required: bool, db: Path | None = None, log_file: Path | None = None
+) -> Setup:
+    """Validate the config and secrets, start the redacting log; raise ConfigError."""
+    from explorer.config import load_config, load_secrets
+    from explorer.logsetup import setup_logging
+
+    config = load_config(config_path, required=required)
+    secrets = load_secrets(secrets_file=config_path.parent / "secrets.toml")
+    keys = [secrets.coingecko_api_key.get_secret_value()] if secrets.coingecko_api_key else []
+    problem = None
+    try:
+        setup_logging(log_file or default_log_path(), keys)
+    except OSError as exc:
+        problem = f"cannot write the log: {exc}"
+    db_path = (db or config.cache.path or default_db_path()).expanduser()
+    return Setup(config_path, config, secrets, db_path, problem)
+
+
+def peek_start_screen(config_path: Path) -> str:
+    """``[ui] start_screen`` read without validation, to compose the right first screen.
+
+    Anything unexpected gives the default; the validation after the first frame reports it.
+    """
+    try:
+        data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        screen = data["ui"]["start_screen"]
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        return START_SCREENS[0]
+    return screen if screen in START_SCREENS else START_SCREENS[0]
+
+
+class PendingSetup:
+    """A setup that is known now, or loaded later by one thread while others wait for it.
+
+    ``get`` blocks until ``load`` has finished. After a failed load it returns ``fallback()``
+    (the defaults) so that a reader caught mid-wait finishes harmlessly while the app exits
+    with the error; the app never polls or writes on a fallback.
+    """
+
+    def __init__(
+        self,
+        setup: Setup | None = None,
+        *,
+        loader: Callable[[], Setup] | None = None,
+        fallback: Callable[[], Setup] | None = None,
+    ) -> None:
+        if (setup is None) == (loader is None):
+            raise ValueError("a setup or a loader, not both")
+        self._setup = setup
+        self._loader = loader
+        self._fallback = fallback
+        self._done = threading.Event()
+        self.error: ConfigError | None = None
+        if setup is not None:
+            self._done.set()
+
+    @property
+    def pending(self) -> bool:
+        """Whether ``load`` has yet to run."""
+        return not self._done.is_set()
+
+    @property
+    def ok(self) -> bool:
+        """Loaded (or given) without an error."""
+        return self._done.is_set() and self.error is None
+
+    def load(self) -> Setup:
+        """Run the loader once (in a worker thread); raise its ConfigError."""
+        assert self._loader is not None, "load() on a setup that was given"
+        try:
+            self._setup = self._loader()
+        except ConfigError as exc:
+            self.error = exc
+            raise
+        finally:
+            self._done.set()
+        return self._setup
+
+    def get(self) -> Setup:
+        """The setup; waits for the loader if it has not finished."""
+        if not self._done.wait(SETUP_WAIT) or self._setup is None:
+            if self._fallback is None:
+                raise ConfigError(str(self.error) if self.error else "the setup did not load")
+            self._setup = self._fallback()
+        return self._setup
+
+
+def default_setup(config_path: Path, db: Path | None) -> Setup:
+    """All defaults and no secrets: what a reader gets after a failed load (never polled)."""
+    from explorer.config import Config, Secrets
+
+    return Setup(config_path, Config(), Secrets(), (db or default_db_path()).expanduser())

@@ -1,0 +1,115 @@
+"""explorer/setup.py: the TUI's setup, loaded in a thread after the first frame."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from explorer.config import Config, Secrets
+from explorer.setup import ConfigError, PendingSetup, Setup, load_setup, peek_start_screen
+
+
+def a_setup(db: str = "cache.db") -> Setup:
+    return Setup(Path("config.toml"), Config(), Secrets(), Path(db))
+
+
+def test_a_given_setup_is_ready_at_once() -> None:
+    setup = a_setup()
+    pending = PendingSetup(setup)
+    assert not pending.pending and pending.ok and pending.get() is setup
+
+
+def test_readers_wait_for_the_loader() -> None:
+    release = threading.Event()
+    setup = a_setup()
+
+    def load() -> Setup:
+        assert release.wait(10)
+        return setup
+
+    pending = PendingSetup(loader=load)
+    got: list[Setup] = []
+    reader = threading.Thread(target=lambda: got.append(pending.get()))
+    reader.start()
+    reader.join(0.2)
+    assert reader.is_alive() and pending.pending  # still waiting: nothing loaded yet
+    loader = threading.Thread(target=pending.load)
+    loader.start()
+    release.set()
+    loader.join(10)
+    reader.join(10)
+    assert got == [setup] and pending.ok
+
+
+def test_a_failed_load_raises_and_readers_get_the_fallback() -> None:
+    def load() -> Setup:
+        raise ConfigError("config.toml: ui.bogus: Extra inputs are not permitted")
+
+    fallback = a_setup("fallback.db")
+    pending = PendingSetup(loader=load, fallback=lambda: fallback)
+    with pytest.raises(ConfigError, match="bogus"):
+        pending.load()
+    assert not pending.pending and not pending.ok
+    assert pending.get() is fallback
+
+
+def test_without_a_fallback_a_failed_load_is_a_config_error_for_readers() -> None:
+    def load() -> Setup:
+        raise ConfigError("bad")
+
+    pending = PendingSetup(loader=load)
+    with pytest.raises(ConfigError):
+        pending.load()
+    with pytest.raises(ConfigError, match="bad"):
+        pending.get()
+
+
+def test_setup_or_loader_not_both() -> None:
+    with pytest.raises(ValueError):
+        PendingSetup(a_setup(), loader=a_setup)
+    with pytest.raises(ValueError):
+        PendingSetup()
+
+
+@pytest.mark.parametrize(
+    ("text", "screen"),
+    [
+        ('[ui]\nstart_screen = "rankings"\n', "rankings"),
+        ('[ui]\nstart_screen = "overview"\n', "overview"),
+        ('[ui]\nstart_screen = "fleet"\n', "overview"),  # not allowed: validation will say so
+        ("[ui]\nstart_screen = 3\n", "overview"),
+        ("ui = 3\n", "overview"),
+        ("[ui\n", "overview"),  # not TOML
+        ("", "overview"),
+        (b"\xff\xfe", "overview"),  # not UTF-8
+    ],
+)
+def test_peek_start_screen(tmp_path: Path, text: str | bytes, screen: str) -> None:
+    path = tmp_path / "config.toml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    assert peek_start_screen(path) == screen
+
+
+def test_peek_without_a_file_is_the_default(tmp_path: Path) -> None:
+    assert peek_start_screen(tmp_path / "missing.toml") == "overview"
+
+
+def test_load_setup_reads_config_and_cache_path(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[cache]\npath = "{tmp_path / "fleet.db"}"\n')
+    setup = load_setup(path, required=True, log_file=tmp_path / "log" / "x.log")
+    assert setup.db_path == tmp_path / "fleet.db" and setup.log_problem is None
+    override = load_setup(path, required=True, db=tmp_path / "o.db", log_file=tmp_path / "x.log")
+    assert override.db_path == tmp_path / "o.db"
+
+
+def test_load_setup_says_why_the_log_cannot_be_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    setup = load_setup(tmp_path / "none.toml", required=False, log_file=blocker / "x.log")
+    assert setup.log_problem and "cannot write the log" in setup.log_problem
