@@ -16,7 +16,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from cache.alerts import ALERT_KEYS, SEVERITY_ORDER, Alert, firing, history
 from cache.queries import PollInfo, latest_good_poll
@@ -24,6 +24,7 @@ from screens.base import CacheScreen
 from screens.host import host
 from screens.render import age, missing, text
 from screens.table_export import TableExport
+from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -124,7 +125,7 @@ class AlertsScreen(CacheScreen):
         yield DataTable(id="alerts-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="alerts-detail", classes="dim")
         yield StatusLine()
-        yield Footer()
+        yield KeysFooter()
 
     def _layout(self) -> None:
         """Columns for this width: the message takes what the others leave."""

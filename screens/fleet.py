@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from cache.db import parse_iso
 from cache.fleet import fleet_rows
@@ -28,6 +28,7 @@ from screens.node import NodeScreen
 from screens.render import age, missing
 from screens.table_export import HIDDEN, TableExport, from_fleet_table
 from screens.widgets.fleet_table import Column, FleetTable, number_cell
+from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -182,7 +183,7 @@ class FleetScreen(CacheScreen):
             classes="-hidden",
         )
         yield StatusLine()
-        yield Footer()
+        yield KeysFooter()
 
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """The latest sample of every (source, node), laid out as rows.

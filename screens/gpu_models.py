@@ -8,13 +8,14 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from cache.queries import GpuModelRow, PollInfo, latest_good_poll, latest_gpu_models
 from screens.base import CacheScreen
 from screens.host import host
 from screens.render import age, integer, missing, text
 from screens.table_export import TableExport
+from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -49,7 +50,7 @@ class GpuModelsScreen(CacheScreen):
         yield Static(id="gpu-title", classes="screen-title")
         yield DataTable(id="gpu-table", cursor_type="row", zebra_stripes=True)
         yield StatusLine()
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         """Fixed column widths."""

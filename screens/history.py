@@ -21,7 +21,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from cache.diff import Changes, CoinMove, MetricDelta, NodeChange
 from cache.diff import changes as read_changes
@@ -32,6 +32,7 @@ from screens.host import ExplorerHost, host
 from screens.networks import LABELS, NETWORK_SOURCES, format_value
 from screens.render import local_time, missing, pct, text, usd_price
 from screens.table_export import HIDDEN, TableExport, changes_export
+from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -161,7 +162,7 @@ class HistoryScreen(CacheScreen):
             placeholder=f"from: {EXAMPLES} (Esc: cancel)", id="history-since", classes="-hidden"
         )
         yield StatusLine()
-        yield Footer()
+        yield KeysFooter()
 
     # -- the two ends -------------------------------------------------------------------------
     def window(self, until: datetime) -> tuple[datetime, str]:

@@ -17,7 +17,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from cache.queries import (
     MetricValue,
@@ -30,6 +30,7 @@ from screens.base import CacheScreen
 from screens.gpu_models import GpuModelsScreen
 from screens.host import host
 from screens.render import MISSING, age, sparkline, text
+from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -195,7 +196,7 @@ class NetworksScreen(CacheScreen):
                 for network in NETWORKS:
                     yield NetworkPanel(network, id=f"panel-{NETWORKS[network]}")
         yield StatusLine()
-        yield Footer()
+        yield KeysFooter()
 
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """Latest figures per network and a 24 h series for each chart."""

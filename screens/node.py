@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Sparkline, Static
+from textual.widgets import Sparkline, Static
 
 from cache.fleet import node_row
 from cache.queries import NodeRow, PollInfo, latest_good_poll, node_history
@@ -24,6 +24,7 @@ from screens.base import CacheScreen
 from screens.host import host
 from screens.render import age, local_time, text
 from screens.table_export import HIDDEN
+from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -123,7 +124,7 @@ class NodeScreen(CacheScreen):
                 yield Static(id=f"chart-title-{field}", classes="section-title")
                 yield Sparkline([], id=f"chart-{field}")
         yield StatusLine()
-        yield Footer()
+        yield KeysFooter()
 
     def action_back(self) -> None:
         """Back to the fleet."""

@@ -9,12 +9,13 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from cache.queries import CoinRow, PollInfo, Rankings, SourceState, latest_rankings, source_states
 from screens.base import CacheScreen
 from screens.host import host
 from screens.render import age, local_time, missing, pct, text, usd_compact
+from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -67,7 +68,7 @@ class OverviewScreen(CacheScreen):
             yield Static("Sources", classes="section-title")
             yield DataTable(id="overview-sources", cursor_type="none")
         yield StatusLine()
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         """Fixed column widths."""

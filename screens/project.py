@@ -10,12 +10,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Sparkline, Static
+from textual.widgets import DataTable, Sparkline, Static
 
 from cache.queries import CoinRow, PollInfo, coin_history, latest_rankings
 from screens.base import CacheScreen
 from screens.host import host
 from screens.render import integer, local_time, money, pct, text, usd_price
+from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -52,7 +53,7 @@ class ProjectScreen(CacheScreen):
             yield Sparkline([], id="project-history")
             yield Static(id="project-history-range", classes="dim")
         yield StatusLine()
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         """Two fixed columns for the figures."""

@@ -12,7 +12,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from cache.queries import CoinRow, PollInfo, Rankings, latest_rankings
 from screens.base import CacheScreen
@@ -20,6 +20,7 @@ from screens.host import host
 from screens.project import ProjectScreen
 from screens.render import integer, money, pct, sparkline, text
 from screens.table_export import TableExport
+from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -149,7 +150,7 @@ class RankingsScreen(CacheScreen):
                 classes="-hidden",
             )
         yield StatusLine()
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         """Columns are added once, with fixed widths, so cells are never measured."""

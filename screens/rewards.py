@@ -17,7 +17,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from cache.economics import MAX_SPAN, Economics, Figures, economics
 from cache.queries import PollInfo, latest_good_poll
@@ -27,6 +27,7 @@ from screens.node import NodeScreen
 from screens.render import MISSING, age, local_time, missing, text
 from screens.table_export import HIDDEN, TableExport
 from screens.widgets.fleet_table import Column, FleetTable, number_cell
+from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -141,7 +142,7 @@ class RewardsScreen(CacheScreen):
         yield Static(id="rewards-totals")
         yield FleetTable(id="rewards-table")
         yield StatusLine()
-        yield Footer()
+        yield KeysFooter()
 
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """The period's economics as of now (or the time-travel moment)."""

@@ -12,13 +12,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from cache.queries import PollInfo, SourceState, latest_good_poll, poll_errors, source_states
 from screens.base import CacheScreen
 from screens.host import SourceRuntime, host
 from screens.render import age, local_time, missing, text
 from screens.table_export import TableExport
+from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
@@ -127,7 +128,7 @@ class SourcesScreen(CacheScreen):
         yield DataTable(id="sources-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="sources-notes")
         yield StatusLine()
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         """Fixed columns."""
