@@ -31,6 +31,7 @@ from benchmarks.common import (  # noqa: E402
     TERM_SIZE,
     PtyProcess,
     budget_line,
+    ensure_bytecode,
     isolated_env,
     median,
 )
@@ -60,6 +61,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
+    ensure_bytecode()
     info = realistic_cache.ensure()
     firsts: list[float] = []
     datas: list[float] = []

@@ -32,6 +32,7 @@ from benchmarks.common import (  # noqa: E402
     APP,
     PtyProcess,
     budget_line,
+    ensure_bytecode,
     isolated_env,
     median,
     remove_cache,
@@ -110,6 +111,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    ensure_bytecode()
     info = realistic_cache.ensure()
     rss: list[float] = []
     peaks: list[float] = []

@@ -43,6 +43,7 @@ from benchmarks.common import (  # noqa: E402
     GLANCES,
     PtyProcess,
     budget_line,
+    ensure_bytecode,
     exporter_fixture,
     isolated_env,
     median,
@@ -120,6 +121,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
+    ensure_bytecode()
     if not GLANCES.exists():
         print(f"glances is not installed ({GLANCES}): pip install -e '.[bench]'")
         print(budget_line("tui_idle_cpu", False, "n/a", "<peer", "n/a", "-"))
