@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import os
 import sqlite3
@@ -365,6 +366,9 @@ class DepinExplorerApp(App[None]):
         problem = self._setup.get().log_problem
         if problem:
             self.notify(problem, severity="warning", markup=False)
+        if not gc.isenabled():  # the command paused it for the start (cli.run_tui)
+            gc.freeze()  # the start's objects: kept for good, never scanned again
+            gc.enable()
         if self._poll_enabled:
             # after the first frame: the poller, the sources and httpx are not needed to paint
             self.call_after_refresh(self._start_polling)

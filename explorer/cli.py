@@ -7,6 +7,7 @@ subcommand. Heavy imports (Textual, httpx) are deferred into the commands that n
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Callable
@@ -201,6 +202,9 @@ def run_tui(ctx: click.Context) -> None:
     """Start the Textual app; it validates the config after its first frame (explorer/setup)."""
     glob = ctx.ensure_object(Globals)
     at = as_of(ctx)
+    # No cyclic GC while starting: everything allocated until the config is applied lives as
+    # long as the app (the app freezes it then and turns the GC back on; docs/performance.md).
+    gc.disable()
     from cache.db import CacheError
     from explorer.app import DepinExplorerApp
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable
 
 from explorer.app import DepinExplorerApp
 from explorer.config import Config
 from explorer.setup import default_setup, load_setup, peek_start_screen
-from tests.ui.appkit import frozen, make_app, store_live
+from tests.ui.appkit import frozen, make_app
 
 
 async def test_unset_credentials_variable_is_a_config_error(
@@ -68,19 +67,3 @@ async def test_a_bad_config_found_after_the_first_frame_ends_the_app_with_status
     assert app.fatal_message is not None
     assert app.fatal_message.startswith("config error: ") and "ui.bogus" in app.fatal_message
     assert not (tmp_path / "state.json").exists()  # a session that never loaded leaves no state
-
-
-async def test_the_deferred_config_applies_start_screen_keys_and_cache(tmp_path: Path) -> None:
-    store_live(tmp_path / "cache.db")
-    app = deferred_app(tmp_path, '[ui]\nstart_screen = "rankings"\n[keys]\n"poll.refresh" = "R"\n')
-    async with app.run_test(size=(120, 40)) as pilot:
-        assert app.current_mode == "rankings"  # composed first, before the config was read
-        for _ in range(50):  # the config loads in a thread; the screen reads after it
-            await pilot.pause(0.05)
-            if app.screen.query_one(DataTable).row_count:
-                break
-        assert app.screen.query_one(DataTable).row_count > 0
-        assert app.config.ui.start_screen == "rankings"
-        active = app.screen.active_bindings  # the key remap applied
-        assert "R" in active and active["R"].binding.action == "refresh"
-    assert app.fatal_message is None
