@@ -114,6 +114,7 @@ class DepinExplorerApp(App[None]):
         self._watcher: CacheWatcher | None = None
         self.poller: Poller | None = None
         self._settings: dict[str, SourceSettings] | None = None
+        self._settings_requested = False
         self.fatal_message: str | None = None
         self.fatal_code = 1
         """The exit status for ``fatal_message``: 2 for a config error, as the CLI uses."""
@@ -193,24 +194,49 @@ class DepinExplorerApp(App[None]):
             else ("attached to collector")
         )
 
-    def _source_settings(self) -> dict[str, SourceSettings]:
-        """The poller's settings, or (without a poller: offline, tests) the config's."""
+    def _source_settings(self, *, wait: bool = True) -> dict[str, SourceSettings]:
+        """The poller's settings, or (without a poller: offline, attached, tests) the config's.
+
+        Without a poller they are built once (the sources' modules and httpx: about 75 ms);
+        ``wait=False`` builds them in a thread instead and answers ``{}`` until then, so the
+        status line never stalls the UI thread on them.
+        """
         if self.poller is not None:
             return self.poller.settings
         if self._settings is None:
-            from explorer.registry import build_sources
-
-            try:
-                built = build_sources(self.config, self.secrets)
-            except ConfigError:
-                built = {}
-            self._settings = {name: settings for name, (_, settings) in built.items()}
+            if not wait:
+                if not self._settings_requested:
+                    self._settings_requested = True
+                    self._load_settings()
+                return {}
+            self._settings = self._build_settings()
         return self._settings
+
+    def _build_settings(self) -> dict[str, SourceSettings]:
+        from explorer.registry import build_sources
+
+        try:
+            built = build_sources(self.config, self.secrets)
+        except ConfigError:
+            built = {}
+        return {name: settings for name, (_, settings) in built.items()}
+
+    @work(thread=True, group="settings", exit_on_error=False)
+    def _load_settings(self) -> None:
+        settings = self._build_settings()
+        self.call_from_thread(self._settings_loaded, settings)
+
+    def _settings_loaded(self, settings: dict[str, SourceSettings]) -> None:
+        if self._settings is None:
+            self._settings = settings
+        if isinstance(self.screen, CacheScreen):  # its freshness may depend on an interval
+            self.screen.refresh_status()
 
     def source_interval(self, source: str) -> float:
         """Configured seconds between polls of ``source``."""
-        if source in self._source_settings():
-            return self._source_settings()[source].interval
+        settings = self._source_settings(wait=False).get(source)
+        if settings is not None:
+            return settings.interval
         section = getattr(self.config.sources, source, None)
         return float(section.interval) if section is not None else 120.0
 

@@ -80,6 +80,10 @@ class CacheScreen(Screen[None]):
         self.render_data(message.data)
         self._tick_status()
 
+    def refresh_status(self) -> None:
+        """Redraw the status line now (e.g. once the app knows the sources' intervals)."""
+        self._tick_status()
+
     def _tick_status(self) -> None:
         line = self.query_one(StatusLine)
         app = host(self)

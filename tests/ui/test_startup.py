@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gc
+from datetime import timedelta
 from pathlib import Path
 
 from textual.widgets import DataTable
 
-from tests.ui.appkit import make_app, store_live
+from explorer.config import Config
+from screens.widgets.status_line import StatusLine
+from tests.ui.appkit import NOW, make_app, store_fleet, store_live
 from tests.ui.test_app_errors import deferred_app
 
 
@@ -48,3 +51,45 @@ async def test_an_app_started_with_the_gc_on_leaves_it_alone(tmp_path: Path) -> 
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+async def test_a_reader_learns_the_fleet_interval_in_a_thread_and_redraws_the_status(
+    tmp_path: Path,
+) -> None:
+    # Offline or attached, the sources' intervals are built off the UI thread; until then the
+    # status line uses the config section's default, and it is redrawn once they arrive.
+    store_fleet(tmp_path / "cache.db", at=NOW - timedelta(seconds=60))
+    config = Config.model_validate(
+        {"fleet": {"interval": 15, "prometheus": [{"url": "http://127.0.0.1:9"}]}}
+    )
+    app = make_app(tmp_path, config=config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        status = ""
+        for _ in range(60):  # 3 s, under the 5 s status tick: the redraw is what shows it
+            await pilot.pause(0.05)
+            status = str(app.screen.query_one(StatusLine).render())
+            if "stale" in status:
+                break
+        assert "promql · cached · 1 min ago (stale)" in status  # 60 s > 2 x 15 s
+        assert app.source_interval("promql") == 15
+
+
+async def test_the_status_line_is_redrawn_when_the_intervals_arrive(tmp_path: Path) -> None:
+    from explorer.registry import SourceSettings
+
+    store_fleet(tmp_path / "cache.db", at=NOW - timedelta(seconds=60))
+    app = make_app(tmp_path)  # no [[fleet.prometheus]]: "promql" falls back to 120 s
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if "promql" in str(app.screen.query_one(StatusLine).render()):
+                break
+        assert "(stale)" not in str(app.screen.query_one(StatusLine).render())
+        app._settings = None  # as if they were still being built
+        app._settings_loaded({"promql": SourceSettings(interval=15, timeout=5)})
+        await pilot.pause()
+        assert "promql · cached · 1 min ago (stale)" in str(
+            app.screen.query_one(StatusLine).render()
+        )
