@@ -7,7 +7,8 @@ For a period ``[since, until]`` (``until`` is T, or now):
 - Value: each reward times the price of its token from the newest live rankings poll (never the
   bundled sample) that finished at or before the reward's ``at``. The token → CoinGecko coin map
   is :data:`TOKEN_COINS`. How far that price is from its reward is kept (``price_age_s``: the
-  oldest price used) so a screen can say when it is more than a day old. A reward with no price
+  oldest price used) so a screen can say when it is more than a day old. Rewards older than the
+  first live poll take the hourly prices of that poll's 7-day sparkline. A reward with no price
   at or before it leaves its node's value missing (None), never 0; ``unpriced`` says how much.
 - GPU-hours: from ``node_samples``, each up sample counts ``gpus`` for the time until the node's
   next sample, at most ``max_span`` seconds (a collector that stopped proves nothing about the
@@ -31,6 +32,7 @@ so it is not counted twice. Rewards of a device with no fleet node are listed un
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from collections.abc import Mapping
@@ -45,6 +47,8 @@ TOKEN_COINS: dict[str, str] = {"IO": "io-net"}
 MAX_SPAN = 300.0
 """Default seconds one sample may stand for (raise it for fleets polled less often)."""
 DAY = 86400.0
+SPARKLINE_STEP = timedelta(hours=1)
+"""CoinGecko's 7-day sparkline: one price an hour."""
 _RAW_WATERMARK = "retention.raw_until"
 
 
@@ -179,7 +183,11 @@ def _with_payback(f: Figures, cost: float | None, period_days: float) -> Figures
 def _prices(
     conn: sqlite3.Connection, coin_id: str, since: datetime, until: datetime
 ) -> list[tuple[str, float]]:
-    """(finished_at, price) of live polls up to ``until``, from the newest one before ``since``."""
+    """(time, price) of live polls up to ``until``, from the newest one before ``since``.
+
+    With no live price before ``since`` (rewards older than the first CoinGecko poll), the
+    hourly 7-day sparkline of the first snapshot that has one reaches back up to 7 days.
+    """
     live = (
         "SELECT p.finished_at, m.price_usd FROM market m JOIN polls p ON p.id = m.poll_id "
         "WHERE m.coin_id = ? AND p.source != ? AND m.price_usd IS NOT NULL "
@@ -192,7 +200,48 @@ def _prices(
         live + "AND p.finished_at >= ? AND p.finished_at <= ? ORDER BY p.finished_at",
         (coin_id, SAMPLE_SOURCE, iso(since), iso(until)),
     ).fetchall()
-    return [(r[0], float(r[1])) for r in (*before, *during)]
+    series = [(r[0], float(r[1])) for r in (*before, *during)]
+    if not before:
+        first = series[0][0] if series else iso(until)
+        series = _sparkline_prices(conn, coin_id, since, until, first) + series
+    return series
+
+
+def _sparkline_prices(
+    conn: sqlite3.Connection, coin_id: str, since: datetime, until: datetime, first: str
+) -> list[tuple[str, float]]:
+    """The hourly points before ``first`` of the earliest stored 7-day sparkline of the coin.
+
+    CoinGecko's ``sparkline_in_7d`` is about 168 hourly prices ending when it was fetched
+    (reference/apis.md); its last point is taken as the snapshot's time, one hour apart back
+    from there. Only the points from the hour before ``since`` on are kept.
+    """
+    row = conn.execute(
+        "SELECT p.finished_at, m.sparkline_7d FROM market m JOIN polls p ON p.id = m.poll_id "
+        "WHERE m.coin_id = ? AND p.source != ? AND m.sparkline_7d IS NOT NULL "
+        "AND p.finished_at >= ? AND p.finished_at <= ? ORDER BY p.finished_at LIMIT 1",
+        (coin_id, SAMPLE_SOURCE, iso(since), iso(until)),
+    ).fetchone()
+    if row is None:
+        return []
+    try:
+        points = json.loads(row[1])
+    except ValueError:
+        return []
+    if not isinstance(points, list):
+        return []
+    end = parse_iso(row[0])
+    earliest = since - SPARKLINE_STEP
+    out = []
+    for back, value in enumerate(reversed(points)):
+        when = end - back * SPARKLINE_STEP
+        if when < earliest:
+            break
+        moment = iso(when)
+        if moment < first and isinstance(value, int | float) and math.isfinite(value):
+            out.append((moment, float(value)))
+    out.reverse()
+    return out
 
 
 def _price_at(series: list[tuple[str, float]], moment: str) -> tuple[str, float] | None:

@@ -232,3 +232,63 @@ def test_older_time_comes_from_minute_rollups(tmp_path: Path) -> None:
     # rollup: 8 × 60 s × 3/4 = 360 GPU-s; raw: the 11:00 sample until the 300 s cap, 8 × 300
     assert g3.gpu_hours == pytest.approx((360 + 2400) / 3600)
     assert g3.energy_kwh == pytest.approx(1200 * 45 / 3.6e6)  # the raw sample had no watts
+
+
+def priced_with_sparkline(usd: float, hourly: list[float | None]) -> Reading:
+    coin = MarketCoin.model_validate(
+        {
+            "id": "io-net",
+            "name": "io.net",
+            "current_price": usd,
+            "sparkline_in_7d": {"price": hourly},
+        }
+    )
+    return Reading(market=[coin])
+
+
+def test_rewards_before_the_first_poll_take_its_sparkline_price(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    early = Reading(
+        rewards=[
+            reward(DEV_1, "gpu-01", "2026-11-26T06:30", 2.0),  # 06:00 point: 2.0
+            reward(DEV_1, "gpu-01", "2026-11-26T08:10", 1.0),  # 08:00 point: None -> 07:00 (2.5)
+            reward(DEV_2, "gpu-02", "2026-11-18T08:00", 4.0),  # before the 7 days: no price
+        ]
+    )
+    put(db, "ionet-devices", at("2026-11-26T08:30"), early)
+    # the last point is taken as 09:00 (the snapshot's time), then one an hour back
+    hourly = [1.0] * 160 + [2.0, 2.0, 2.0, 2.0, 2.5, None, 3.0]  # ..., 06:00, 07:00, 08:00, 09:00
+    put(db, "coingecko", at("2026-11-26T09:00"), priced_with_sparkline(3.0, hourly))
+    conn = open_reader(db)
+    try:
+        result = economics(conn, timedelta(days=10), EconomicsSettings(), T)
+    finally:
+        conn.close()
+    nodes = by_label(result.nodes)
+    g1 = nodes["gpu-01"]
+    assert g1.unpriced == 0 and g1.value_usd == pytest.approx(2 * 2.0 + 1 * 2.5)
+    assert g1.price_age_s == pytest.approx(70 * 60)  # 08:10 valued at the 07:00 point
+    assert nodes["gpu-02"].value_usd is None and nodes["gpu-02"].unpriced == 4.0
+
+
+def test_the_sparkline_fill_respects_time_travel_and_a_damaged_value(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    put(
+        db,
+        "ionet-devices",
+        at("2026-11-26T08:30"),
+        Reading(rewards=[reward(DEV_1, "gpu-01", "2026-11-26T08:00", 1.0)]),
+    )
+    put(db, "coingecko", at("2026-11-26T09:00"), priced_with_sparkline(3.0, [2.0, 2.5, 3.0]))
+    # as of 08:45 the 09:00 snapshot did not exist yet: its sparkline cannot price anything
+    before = run(db, settings=EconomicsSettings(), moment=at("2026-11-26T08:45")).nodes[0]
+    assert before.value_usd is None and before.unpriced == 1.0
+    assert run(db, settings=EconomicsSettings()).nodes[0].value_usd == pytest.approx(2.5)
+    conn = open_writer(db)  # a copied cache is untrusted: a damaged sparkline prices nothing
+    try:
+        conn.execute("UPDATE market SET sparkline_7d = '{not json'")
+        conn.commit()
+    finally:
+        conn.close()
+    damaged = run(db, settings=EconomicsSettings()).nodes[0]
+    assert damaged.value_usd is None and damaged.unpriced == 1.0
