@@ -87,13 +87,19 @@ def fleet_columns(
         Column("uptime_s", "Uptime", 7, "right", _uptime_cell),
         Column("seen_s", "Seen", 6, "right", _age_cell),
         Column(
-            "reward_24h", "IO 24h", 8, "right", _hidden_cell if private else number_cell(",.2f")
+            "reward_24h",
+            "IO 24h",
+            8,
+            "right",
+            _hidden_cell if private else number_cell(",.2f"),
+            sortable=not private,  # its order would rank the nodes by earnings
         ),
         Column("source", "Source", 8),
     ]
 
 
 COLUMN_KEYS = [c.key for c in fleet_columns({})]
+
 KEY_SEPARATOR = "\x1f"
 """Never in a node name: names are sanitised, control characters replaced."""
 
@@ -268,7 +274,9 @@ class FleetScreen(CacheScreen):
         ):
             self._private_shown = private
             table.set_rows(columns, rows, keys)
-            if not self._columns_set:
+            if not self._columns_set or table.sort_state is None:
+                if not table.can_sort_by(self.sort_key):  # hidden by private mode
+                    self.sort_key, self.descending = "status", False
                 table.sort_by(self.sort_key, self.descending)
                 self._to_top(table)  # not wherever row 0 went
                 self._columns_set = True
@@ -338,7 +346,12 @@ class FleetScreen(CacheScreen):
 
     def action_sort_next(self) -> None:
         """Sort by the next column."""
-        self.sort_key = COLUMN_KEYS[(COLUMN_KEYS.index(self.sort_key) + 1) % len(COLUMN_KEYS)]
+        table = self.query_one(FleetTable)
+        at = COLUMN_KEYS.index(self.sort_key)
+        for step in range(1, len(COLUMN_KEYS) + 1):  # past columns hidden by private mode
+            self.sort_key = COLUMN_KEYS[(at + step) % len(COLUMN_KEYS)]
+            if table.can_sort_by(self.sort_key):
+                break
         self.descending = self.sort_key not in ("node", "network", "status", "source")
         self._sort()
 

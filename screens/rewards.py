@@ -69,7 +69,10 @@ def columns(by_day: bool, private: bool) -> list[Column]:
     """The table's columns: per node or per day; money as "•••" while private."""
 
     def money(key: str, label: str, width: int, render: Callable[[object], Text]) -> Column:
-        return Column(key, label, width, "right", _hidden if private else render)
+        # while private, their order would tell what the "•••" hide
+        return Column(
+            key, label, width, "right", _hidden if private else render, sortable=not private
+        )
 
     first = (
         [Column("day", "Day (UTC)", 10)]
@@ -166,8 +169,8 @@ class RewardsScreen(CacheScreen):
         if [c.key for c in table.columns] != col_keys or private != self._shown_private:
             table.set_rows(cols, rows, keys)  # new renderers: cells are drawn afresh
             self._shown_private = private
-            if self.sort_key not in col_keys:
-                self.sort_key, self.descending = ("day", True) if self.by_day else ("net", True)
+            if not table.can_sort_by(self.sort_key):  # gone, or hidden by private mode
+                self.sort_key, self.descending = self._default_sort(private)
             table.sort_by(self.sort_key, self.descending)
             if first := table.visible_keys(0, 1):
                 table.move_cursor_to(first[0])  # a new order is read from the top
@@ -238,12 +241,12 @@ class RewardsScreen(CacheScreen):
     def action_toggle_days(self) -> None:
         """Rows per node or per UTC day."""
         self.by_day = not self.by_day
-        self.sort_key, self.descending = ("day", True) if self.by_day else ("net", True)
+        self.sort_key, self.descending = self._default_sort(host(self).private)
         self.render_data(self.data)
 
     def action_sort_next(self) -> None:
         """Sort by the next column: text ascending, figures descending."""
-        keys = [c.key for c in self.query_one(FleetTable).columns]
+        keys = [c.key for c in self.query_one(FleetTable).columns if c.sortable]
         at = keys.index(self.sort_key) if self.sort_key in keys else -1
         self.sort_key = keys[(at + 1) % len(keys)]
         self.descending = self.sort_key not in ("node", "network")
@@ -261,6 +264,12 @@ class RewardsScreen(CacheScreen):
         if first:
             table.move_cursor_to(first[0])
         self._title(self.data)
+
+    def _default_sort(self, private: bool) -> tuple[str, bool]:
+        """Newest day first, else best net first (by node name while private)."""
+        if self.by_day:
+            return "day", True
+        return ("node", False) if private else ("net", True)
 
     @on(FleetTable.SortChanged)
     def _sorted(self, event: FleetTable.SortChanged) -> None:

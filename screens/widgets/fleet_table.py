@@ -66,6 +66,8 @@ class Column:
         render: Turns a raw value into a ``Text`` cell; use ``screens.render`` helpers.
         style_for: Optional colouring from a raw value: ``"warn"`` or ``"critical"`` use the
             theme's warning/error colours, ``""`` means none, anything else is a Rich style.
+        sortable: False for a column whose order would tell what it hides (private mode):
+            ``sort_by`` and header clicks leave the order as it is.
     """
 
     key: str
@@ -74,6 +76,7 @@ class Column:
     align: Align = "left"
     render: Callable[[object], Text] = field(default=text)
     style_for: Callable[[object], str] | None = None
+    sortable: bool = True
 
     def __post_init__(self) -> None:
         if self.width < 1:
@@ -467,10 +470,17 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
             KeyError: For an unknown column.
         """
         column = self._col_index[column_key]
+        if not self._columns[column].sortable:
+            return
         if descending is None:
             descending = self._sort is not None and self._sort == (column, False)
         self._sort = (column, descending)
         self._apply_view()
+
+    def can_sort_by(self, column_key: str) -> bool:
+        """Whether ``column_key`` is a column here that may be sorted by."""
+        index = self._col_index.get(column_key)
+        return index is not None and self._columns[index].sortable
 
     def clear_sort(self) -> None:
         """Back to the input order."""
@@ -600,7 +610,9 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
         if sort is None:
             return None
         index = self._remap_index(sort[0], old_columns)
-        return None if index is None else (index, sort[1])
+        if index is None or not self._columns[index].sortable:
+            return None  # gone, or now hidden: the order it gave would tell what is hidden
+        return (index, sort[1])
 
     def _remap_index(self, index: int | None, old_columns: tuple[Column, ...]) -> int | None:
         if index is None or index >= len(old_columns):
@@ -1013,7 +1025,7 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
         event.stop()
         if offset.y == 0:
             column = self._column_at(offset.x + self.scroll_offset.x)
-            if column is not None:
+            if column is not None and self._columns[column].sortable:
                 self.sort_by(self._columns[column].key)
                 assert self._sort is not None
                 self.post_message(self.SortChanged(self, self._columns[column].key, self._sort[1]))

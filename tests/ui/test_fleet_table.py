@@ -501,3 +501,29 @@ async def test_100k_rows_paint_sort_filter_and_group(size: tuple[int, int]) -> N
         assert [count for _, count in table.groups] == [33_333, 33_334, 33_333]
         await pilot.press("end")
         assert table.cursor_key == table.visible_keys()[-1]
+
+
+async def test_a_column_that_may_not_be_sorted_by_keeps_the_order() -> None:
+    # private mode: sorting by a hidden column would rank the rows by what it hides
+    hidden = [
+        *COLUMNS[:-1],
+        Column("rewards", "Rewards 24h", 11, "right", lambda _: Text("•••"), sortable=False),
+    ]
+    rows, keys = make_rows(30)
+    messages: list[Message] = []
+    app = TableApp(rows, keys, hidden)
+    async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
+        table = app.query_one(CountingTable)
+        assert not table.can_sort_by("rewards") and table.can_sort_by("power")
+        assert not table.can_sort_by("no-such-column")
+        table.sort_by("rewards", descending=True)
+        assert table.sort_state is None and table.visible_keys() == keys
+        await pilot.click(CountingTable, offset=(44, 0))  # the "Rewards 24h" label
+        await pilot.pause()
+        assert table.sort_state is None and not posted(messages, FleetTable.SortChanged)
+
+        table.set_rows(COLUMNS, rows, keys)  # shown again: sortable
+        table.sort_by("rewards", descending=True)
+        assert table.sort_state == ("rewards", True)
+        table.set_rows(hidden, rows, keys)  # hidden while sorted by it: the order goes
+        assert table.sort_state is None and table.visible_keys() == keys

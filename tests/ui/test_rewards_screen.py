@@ -15,7 +15,7 @@ from cache.export import neutralise
 from explorer.exports import exports_dir
 from screens.fleet import FleetScreen
 from screens.node import NodeScreen
-from screens.rewards import RewardsScreen
+from screens.rewards import MONEY, RewardsScreen
 from screens.widgets.fleet_table import FleetTable
 from sources.models import NodeSample, Reading
 from tests.ui.appkit import NOW, make_app, store
@@ -175,3 +175,35 @@ async def test_export_on_a_screen_without_a_table_says_so(tmp_path: Path) -> Non
         await settle(pilot)
         assert toasts[-1] == "no table to export on this screen"
         assert not exports_dir().exists() or not list(exports_dir().iterdir())
+
+
+async def test_private_mode_never_orders_rows_by_what_it_hides(tmp_path: Path) -> None:
+    rewards_cache(tmp_path)
+    app = make_app(tmp_path, config=ECONOMICS)
+    app.private = True
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_rewards(pilot)  # by default sorted by net, which private mode hides
+        table = app.screen.query_one(FleetTable)
+        assert table.sort_state == ("node", False)
+        for _ in range(len(table.columns) + 1):  # s cycles through the columns it may show
+            await pilot.press("s")
+            await pilot.pause()
+            assert table.sort_state is not None and table.sort_state[0] not in MONEY
+        await pilot.press("4")
+        await settle(pilot)
+        fleet = app.screen.query_one(FleetTable)
+        for _ in range(len(fleet.columns) + 1):
+            await pilot.press("s")
+            await pilot.pause()
+            assert fleet.sort_state is not None and fleet.sort_state[0] != "reward_24h"
+        await pilot.press("p")  # shown again: the earnings column sorts as before
+        await settle(pilot)
+        for _ in range(len(fleet.columns)):
+            if fleet.sort_state and fleet.sort_state[0] == "reward_24h":
+                break
+            await pilot.press("s")
+            await pilot.pause()
+        assert fleet.sort_state == ("reward_24h", True)
+        await pilot.press("p")  # hidden while sorted by it: back to the status order
+        await settle(pilot)
+        assert fleet.sort_state == ("status", False)
