@@ -229,7 +229,8 @@ class HistoryScreen(CacheScreen):
         for label, style in parts:
             heading.append("  ")
             heading.append(label, style=style)
-        heading.append(f"  of {found.fleet_after}", style="dim")
+        if parts:  # "2 down  1 new  of 6"; with nothing counted, the line below says how many
+            heading.append(f"  of {found.fleet_after}", style="dim")
         if not found.nodes:
             why = f"{found.fleet_after} nodes" if found.fleet_after else "no fleet nodes stored"
             self._section("nodes", heading, _no_change(why))

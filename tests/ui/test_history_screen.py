@@ -150,6 +150,7 @@ async def test_time_travel_shows_nothing_newer_than_to(tmp_path: Path) -> None:
         for key in ("nodes", "rankings", "networks", "rewards"):
             assert "no change" in plain(pilot, f"#history-{key}"), key
         assert "gpu-03" not in plain(pilot, "#history-nodes")
+        assert plain(pilot, "#history-nodes-title").strip() == "Nodes"  # no dangling "of N"
         # a last look after "to" (travelled back past it) falls back to 24 h before "to"
         app.last_looked = lambda: NOW  # type: ignore[method-assign]
         screen.reload()
