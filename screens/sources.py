@@ -136,12 +136,12 @@ class SourcesScreen(CacheScreen):
         table = self.query_one(DataTable)
         for label, width in (
             ("Source", 9),
-            ("State", 14),
+            ("State", 17),  # "offline · failing"
             ("Last success", 16),
             ("Age", 6),
             ("Latency", 8),
             ("Items", 6),
-            ("Last error", 28),
+            ("Last error", 25),
             ("Next", 8),
         ):
             table.add_column(label, width=width)
