@@ -28,7 +28,7 @@ from explorer.paths import (
     private_write,
     state_file_path,
 )
-from explorer.setup import ConfigError, Setup, default_setup, peek_start_screen
+from explorer.setup import ConfigError, Setup, default_setup, read_toml, start_screen
 from explorer.setup import load_setup as load_setup_files
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -202,17 +202,22 @@ def run_tui(ctx: click.Context) -> None:
     """Start the Textual app; it validates the config after its first frame (explorer/setup)."""
     glob = ctx.ensure_object(Globals)
     at = as_of(ctx)
+    path = glob.config_path()
+    try:  # a missing, unreadable or malformed file: its one line before anything is drawn
+        data = read_toml(path, required=glob.config is not None)
+    except ConfigError as exc:
+        fail(f"config error: {exc}")
+        return
     # No cyclic GC while starting: everything allocated until the config is applied lives as
     # long as the app (the app freezes it then and turns the GC back on; docs/performance.md).
     gc.disable()
     from cache.db import CacheError
     from explorer.app import DepinExplorerApp
 
-    path = glob.config_path()
     app = DepinExplorerApp.deferred(
         _setup_loader(ctx),
         lambda: default_setup(path, glob.db),
-        start_screen=peek_start_screen(path),
+        start_screen=start_screen(data),
         offline=glob.offline,
         state_path=state_file_path(),
         at=at,

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -25,6 +24,7 @@ from pydantic import (
 from cache.retention_policy import RetentionPolicy
 from explorer.alert_config import AlertsConfig
 from explorer.setup import ConfigError as ConfigError  # beside the loader: no pydantic there
+from explorer.setup import read_toml
 
 
 class _Section(BaseModel):
@@ -343,16 +343,9 @@ def _describe(path: Path, error: ValidationError) -> str:
 
 def load_config(path: Path, *, required: bool = False) -> Config:
     """Read and validate the file; a missing file means all defaults unless ``required``."""
-    if not path.exists():
-        if required:
-            raise ConfigError(f"{path}: no such file")
+    data = read_toml(path, required=required)
+    if data is None:
         return Config()
-    try:
-        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

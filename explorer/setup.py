@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from explorer.paths import default_db_path, default_log_path
 
@@ -61,16 +61,31 @@ def load_setup(
     return Setup(config_path, config, secrets, db_path, problem)
 
 
-def peek_start_screen(config_path: Path) -> str:
+def read_toml(path: Path, *, required: bool) -> dict[str, Any] | None:
+    """The file's TOML (None when there is no file and none was asked for); raise ConfigError.
+
+    Cheap (no pydantic): the TUI calls it before it starts, so that a missing, unreadable or
+    malformed file ends with its one line before anything is drawn.
+    """
+    if not path.exists():
+        if required:
+            raise ConfigError(f"{path}: no such file")
+        return None
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+
+
+def start_screen(data: dict[str, Any] | None) -> str:
     """``[ui] start_screen`` read without validation, to compose the right first screen.
 
     Anything unexpected gives the default; the validation after the first frame reports it.
     """
-    try:
-        data = tomllib.loads(config_path.read_text(encoding="utf-8"))
-        screen = data["ui"]["start_screen"]
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
-        return START_SCREENS[0]
+    ui = (data or {}).get("ui")
+    screen = ui.get("start_screen") if isinstance(ui, dict) else None
     return screen if screen in START_SCREENS else START_SCREENS[0]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from explorer.app import DepinExplorerApp
 from explorer.config import Config
-from explorer.setup import default_setup, load_setup, peek_start_screen
+from explorer.setup import default_setup, load_setup, read_toml, start_screen
 from tests.ui.appkit import frozen, make_app
 
 
@@ -49,7 +49,7 @@ def deferred_app(tmp_path: Path, config_text: str) -> DepinExplorerApp:
     return DepinExplorerApp.deferred(
         lambda: load_setup(path, required=True, db=db, log_file=tmp_path / "debug.log"),
         lambda: default_setup(path, db),
-        start_screen=peek_start_screen(path),
+        start_screen=start_screen(read_toml(path, required=True)),
         offline=True,
         state_path=tmp_path / "state.json",
         clock=frozen,

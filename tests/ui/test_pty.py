@@ -112,3 +112,16 @@ def test_a_bad_config_in_the_tui_is_one_line_and_status_2(tmp_path: Path) -> Non
     assert "Traceback" not in text
     assert text.rstrip().endswith("Extra inputs are not permitted")  # after the app's screen
     assert not (tmp_path / "cache.db").exists()  # nothing was opened for writing
+
+
+def test_a_malformed_config_file_ends_the_tui_before_anything_is_drawn(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[sources.coingecko\ninterval = 60\n")  # the usual typo: a lost bracket
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
+    env.update(TERM="xterm-256color", TZ="UTC", HOME=str(tmp_path))
+    args = ["--offline", "--config", str(config), "--db", str(tmp_path / "cache.db")]
+    output, code = run_in_pty(args, [], env, limit=20.0)
+    text = output.decode("utf-8", errors="replace")
+    assert code == 2, text[-2000:]
+    assert f"depin-explorer: config error: {config}: not valid TOML" in text
+    assert "\x1b[?1049h" not in text  # the alternate screen was never entered: no flash

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from explorer.config import Config, Secrets
-from explorer.setup import ConfigError, PendingSetup, Setup, load_setup, peek_start_screen
+from explorer.setup import (
+    ConfigError,
+    PendingSetup,
+    Setup,
+    load_setup,
+    read_toml,
+    start_screen,
+)
 
 
 def a_setup(db: str = "cache.db") -> Setup:
@@ -81,22 +88,33 @@ def test_setup_or_loader_not_both() -> None:
         ('[ui]\nstart_screen = "fleet"\n', "overview"),  # not allowed: validation will say so
         ("[ui]\nstart_screen = 3\n", "overview"),
         ("ui = 3\n", "overview"),
-        ("[ui\n", "overview"),  # not TOML
         ("", "overview"),
-        (b"\xff\xfe", "overview"),  # not UTF-8
     ],
 )
-def test_peek_start_screen(tmp_path: Path, text: str | bytes, screen: str) -> None:
+def test_start_screen_is_read_without_validation(tmp_path: Path, text: str, screen: str) -> None:
     path = tmp_path / "config.toml"
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text)
-    assert peek_start_screen(path) == screen
+    path.write_text(text)
+    assert start_screen(read_toml(path, required=True)) == screen
 
 
-def test_peek_without_a_file_is_the_default(tmp_path: Path) -> None:
-    assert peek_start_screen(tmp_path / "missing.toml") == "overview"
+def test_no_file_is_the_defaults_unless_one_was_asked_for(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    assert read_toml(missing, required=False) is None and start_screen(None) == "overview"
+    with pytest.raises(ConfigError, match="missing.toml: no such file"):
+        read_toml(missing, required=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"[ui\n", "not valid TOML"), (b"\xff\xfe", "cannot read")],
+)
+def test_a_malformed_file_is_a_config_error_before_any_pydantic(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=problem):
+        read_toml(path, required=False)
 
 
 def test_load_setup_reads_config_and_cache_path(tmp_path: Path) -> None:
