@@ -57,6 +57,11 @@ def describe(
         if stale:
             level = "warn"
             out.append(" (stale)", style="bold")
+    # the session's mode before the problems, which are longer: a narrow terminal cuts the end
+    if fresh.attached:
+        out.append(f" · {fresh.attached}", style="bold")
+    if fresh.offline:
+        out.append(" · offline", style="bold")
     problems: list[Text] = []
     for state in fresh.states:
         if state.source not in watched_sources or state.source == "sample":
@@ -80,10 +85,6 @@ def describe(
     for problem in problems if len(problems) <= 2 else []:
         out.append(" · ")
         out.append_text(problem)
-    if fresh.attached:
-        out.append(f" · {fresh.attached}", style="bold")
-    if fresh.offline:
-        out.append(" · offline", style="bold")
     if fresh.as_of is not None:
         out.append(" · , . step  T live", style="dim")
         level = "travel"
