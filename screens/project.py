@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Sparkline, Static
 
+from cache.device_growth import DeviceGrowth, device_growth
 from cache.queries import CoinRow, PollInfo, coin_history, latest_rankings
 from screens.base import CacheScreen
 from screens.host import host
@@ -52,6 +53,9 @@ class ProjectScreen(CacheScreen):
             yield Static(id="project-history-title", classes="section-title")
             yield Sparkline([], id="project-history")
             yield Static(id="project-history-range", classes="dim")
+            yield Static(id="project-devices-title", classes="section-title")
+            yield Sparkline([], id="project-devices")
+            yield Static(id="project-devices-range", classes="dim")
         yield StatusLine()
         yield KeysFooter()
 
@@ -60,7 +64,7 @@ class ProjectScreen(CacheScreen):
         super().on_mount()
         table = self.query_one("#project-figures", DataTable)
         table.add_column("field", width=16)
-        table.add_column("value", width=22)
+        table.add_column("value", width=36)
 
     def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
         """The project in the latest snapshot, and its price across every stored snapshot."""
@@ -69,13 +73,14 @@ class ProjectScreen(CacheScreen):
         if rankings:
             coin = next((c for c in rankings.coins if c.coin_id == self.coin.coin_id), coin)
         history = coin_history(conn, self.coin.coin_id, host(self).at)
-        return (coin, history), rankings.poll if rankings else None
+        devices = device_growth(conn, self.coin.coin_id, host(self).at)
+        return (coin, history, devices), rankings.poll if rankings else None
 
     def render_data(self, data: Any) -> None:
         """Fill figures and charts; too little history is said, not drawn as a flat line."""
         if data is None:
             return
-        coin, history = data
+        coin, history, devices = data
         self.coin = coin
         title = Text.assemble(
             text(coin.name, "bold", 60), "  ", text(coin.symbol and coin.symbol.upper(), max_len=12)
@@ -93,7 +98,7 @@ class ProjectScreen(CacheScreen):
             ("FDV", money(coin.fdv_usd)),
             ("Volume 24h", money(coin.volume_24h_usd)),
             ("Category", text(coin.category)),
-            ("Devices", integer(coin.devices)),
+            *self._device_rows(coin, devices),
             ("Id", text(coin.coin_id)),
         ]
         for _, value in rows:
@@ -120,6 +125,50 @@ class ProjectScreen(CacheScreen):
             )
         else:
             history_range.update("— (history builds up as polls are stored)")
+
+        self._device_chart(devices)
+
+    @staticmethod
+    def _device_rows(coin: CoinRow, growth: DeviceGrowth | None) -> list[tuple[str, Text]]:
+        """Its network's devices from our history, against price; else the snapshot's figure."""
+        if growth is None:
+            return [("Devices", integer(coin.devices))]
+        per_device = (
+            coin.market_cap_usd / growth.latest
+            if coin.market_cap_usd is not None and growth.latest > 0
+            else None
+        )
+
+        def against(devices: float | None, price: float | None) -> Text:
+            return Text.assemble(pct(devices), ("  price ", "dim"), pct(price))
+
+        return [
+            ("Devices", Text(f"{growth.latest:,.0f} {growth.device.counts}")),
+            ("Mcap / device", money(per_device, compact=False)),
+            ("Devices 7d", against(growth.change_7d_pct, coin.change_7d_pct)),
+            ("Devices 30d", against(growth.change_30d_pct, coin.change_30d_pct)),
+        ]
+
+    def _device_chart(self, growth: DeviceGrowth | None) -> None:
+        title = self.query_one("#project-devices-title", Static)
+        note = self.query_one("#project-devices-range", Static)
+        title.display = note.display = growth is not None
+        points = [v for _, v in growth.history] if growth else []
+        self._chart("#project-devices", points)
+        if growth is None:
+            return
+        title.update(
+            f"{growth.device.network} {growth.device.counts} in the cache, last 30 days: "
+            f"{len(points)} value{'' if len(points) == 1 else 's'}"
+        )
+        if len(points) >= 2:
+            first, last = growth.history[0][0], growth.history[-1][0]
+            note.update(
+                f"{local_time(first, True)} → {local_time(last, True)}   "
+                f"low {min(points):,.0f}   high {max(points):,.0f}"
+            )
+        else:
+            note.update("— (the device count builds up as the network is polled)")
 
     def _chart(self, selector: str, points: list[float]) -> None:
         """Draw a chart only when there is a line to draw; one point is not a trend."""
