@@ -8,6 +8,7 @@ window, and is missing otherwise.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -65,14 +66,24 @@ def device_growth(
         "WHERE n.network = ? AND n.metric = ? AND n.poll_id <= ? ORDER BY n.poll_id DESC LIMIT 1",
         (device.network, device.metric, _bound_poll_id(conn, at)),
     ).fetchone()
-    if row is None:
-        return None
+    if row is None or not _count(row[1]):
+        return None  # nothing stored, or (a copied cache is untrusted) not a count
     latest_at, latest = parse_iso(row[0]), float(row[1])
     longest = max(WINDOWS)
-    points = metric_history(conn, device.network, device.metric, latest_at - longest - SLACK, at)
+    since = latest_at - longest - SLACK
+    points = [
+        (when, float(value))
+        for when, value in metric_history(conn, device.network, device.metric, since, at)
+        if _count(value)
+    ]
     changes = [_change(points, latest, latest_at - window) for window in WINDOWS]
     shown = [(t, v) for t, v in points if t >= latest_at - longest]
     return DeviceGrowth(device, latest, latest_at, changes[0], changes[1], shown)
+
+
+def _count(value: object) -> bool:
+    """A finite number (REAL columns hold anything in a cache written by another program)."""
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _change(points: list[tuple[datetime, float]], latest: float, start: datetime) -> float | None:

@@ -82,3 +82,26 @@ def test_projects_without_a_network_or_without_values(tmp_path: Path) -> None:
     helium = growth(db, "helium")
     assert helium is not None and helium.device.counts == "registered IoT hotspots"
     assert helium.latest == 371_234.0 and helium.change_7d_pct is None
+
+
+def test_values_that_are_not_counts_are_skipped(tmp_path: Path) -> None:
+    # a copied cache is untrusted: SQLite keeps text in a REAL column if a program puts it there
+    db = tmp_path / "c.db"
+    put(db, T - 7 * DAY, 100.0)
+    put(db, T - DAY, 150.0)
+    put(db, T, 200.0)
+    conn = open_writer(db)
+    try:
+        conn.execute("UPDATE network_stats SET value = 'lots' WHERE value = 150.0")
+        conn.commit()
+    finally:
+        conn.close()
+    found = growth(db)
+    assert found is not None and [v for _, v in found.history] == [100.0, 200.0]
+    conn = open_writer(db)
+    try:
+        conn.execute("UPDATE network_stats SET value = 'x' WHERE value = 200.0")
+        conn.commit()
+    finally:
+        conn.close()
+    assert growth(db) is None  # the newest value is not a count: nothing to show
