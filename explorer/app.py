@@ -375,11 +375,12 @@ class DepinExplorerApp(App[None]):
         try:
             self._setup.load()
         except ConfigError as exc:
-            self.call_from_thread(self._setup_failed, f"config error: {exc}")
+            self.call_from_thread(self._config_failed, f"config error: {exc}")
             return
         self.call_from_thread(self._configured)
 
-    def _setup_failed(self, message: str) -> None:
+    def _config_failed(self, message: str) -> None:
+        """End the app with the config error's line and exit status 2, as the CLI does."""
         self.fatal_message, self.fatal_code = message, 2
         self.exit(return_code=2)
 
@@ -495,8 +496,7 @@ class DepinExplorerApp(App[None]):
                 on_notice=self._cache_notice,
             )
         except ConfigError as exc:  # e.g. a credentials variable named in the config is unset
-            self.fatal_message, self.fatal_code = f"config error: {exc}", 2
-            self.exit(return_code=2)
+            self._config_failed(f"config error: {exc}")
             return
         if self.poller.alerting is not None:  # a toast (and the bell) per alert transition
             self.poller.alerting.on_transition = self._alert_changed

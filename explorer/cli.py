@@ -123,11 +123,11 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
-def _setup_loader(ctx: click.Context) -> Callable[[], Setup]:
+def _setup_loader(ctx: click.Context, data: dict[str, Any] | None = None) -> Callable[[], Setup]:
     glob = ctx.ensure_object(Globals)
     path = glob.config_path()
     return lambda: load_setup_files(
-        path, required=glob.config is not None, db=glob.db, log_file=glob.log_file
+        path, required=glob.config is not None, db=glob.db, log_file=glob.log_file, data=data
     )
 
 
@@ -215,7 +215,7 @@ def run_tui(ctx: click.Context) -> None:
     from explorer.app import DepinExplorerApp
 
     app = DepinExplorerApp.deferred(
-        _setup_loader(ctx),
+        _setup_loader(ctx, data),  # validated after the first frame, not read twice
         lambda: default_setup(path, glob.db),
         start_screen=start_screen(data),
         offline=glob.offline,

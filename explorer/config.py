@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -341,9 +341,15 @@ def _describe(path: Path, error: ValidationError) -> str:
     return f"{path}: {key}: {problem}{extra}"
 
 
-def load_config(path: Path, *, required: bool = False) -> Config:
-    """Read and validate the file; a missing file means all defaults unless ``required``."""
-    data = read_toml(path, required=required)
+def load_config(
+    path: Path, *, required: bool = False, data: dict[str, Any] | None = None
+) -> Config:
+    """Read and validate the file; a missing file means all defaults unless ``required``.
+
+    ``data``: the file's TOML when the caller has read it already (the TUI, before it starts).
+    """
+    if data is None:
+        data = read_toml(path, required=required)
     if data is None:
         return Config()
     try:

@@ -43,13 +43,21 @@ class Setup:
 
 
 def load_setup(
-    config_path: Path, *, required: bool, db: Path | None = None, log_file: Path | None = None
+    config_path: Path,
+    *,
+    required: bool,
+    db: Path | None = None,
+    log_file: Path | None = None,
+    data: dict[str, Any] | None = None,
 ) -> Setup:
-    """Validate the config and secrets, start the redacting log; raise ConfigError."""
+    """Validate the config and secrets, start the redacting log; raise ConfigError.
+
+    ``data``: the config file's TOML if it was read already (:func:`read_toml`).
+    """
     from explorer.config import load_config, load_secrets
     from explorer.logsetup import setup_logging
 
-    config = load_config(config_path, required=required)
+    config = load_config(config_path, required=required, data=data)
     secrets = load_secrets(secrets_file=config_path.parent / "secrets.toml")
     keys = [secrets.coingecko_api_key.get_secret_value()] if secrets.coingecko_api_key else []
     problem = None

@@ -131,3 +131,13 @@ def test_load_setup_says_why_the_log_cannot_be_written(tmp_path: Path) -> None:
     blocker.write_text("")
     setup = load_setup(tmp_path / "none.toml", required=False, log_file=blocker / "x.log")
     assert setup.log_problem and "cannot write the log" in setup.log_problem
+
+
+def test_load_setup_validates_the_toml_already_read(tmp_path: Path) -> None:
+    # the TUI reads the file before it starts; the thread validates that, not a second read
+    path = tmp_path / "config.toml"
+    path.write_text('[ui]\nstart_screen = "overview"\n')
+    data = read_toml(path, required=True)
+    path.write_text("[ui\n")  # edited meanwhile: not read again
+    setup = load_setup(path, required=True, log_file=tmp_path / "x.log", data=data)
+    assert setup.config.ui.start_screen == "overview"
