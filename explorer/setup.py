@@ -118,6 +118,7 @@ class PendingSetup:
         self._loader = loader
         self._fallback = fallback
         self._done = threading.Event()
+        self._loaded = setup is not None
         self.error: ConfigError | None = None
         if setup is not None:
             self._done.set()
@@ -129,20 +130,29 @@ class PendingSetup:
 
     @property
     def ok(self) -> bool:
-        """Loaded (or given) without an error."""
-        return self._done.is_set() and self.error is None
+        """Loaded (or given) without an error; a fallback is not."""
+        return self._loaded
 
     def load(self) -> Setup:
-        """Run the loader once (in a worker thread); raise its ConfigError."""
+        """Run the loader once (in a worker thread); raise its ConfigError.
+
+        Any other exception is a bug, not bad input; it becomes a ConfigError too, so the app
+        ends with one line instead of running on the fallback.
+        """
         assert self._loader is not None, "load() on a setup that was given"
         try:
-            self._setup = self._loader()
+            setup = self._loader()
         except ConfigError as exc:
             self.error = exc
             raise
+        except Exception as exc:
+            self.error = ConfigError(f"cannot load the setup: {type(exc).__name__}: {exc}")
+            raise self.error from exc
+        else:
+            self._setup, self._loaded = setup, True
+            return setup
         finally:
             self._done.set()
-        return self._setup
 
     def get(self) -> Setup:
         """The setup; waits for the loader if it has not finished."""

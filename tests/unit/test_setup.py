@@ -141,3 +141,14 @@ def test_load_setup_validates_the_toml_already_read(tmp_path: Path) -> None:
     path.write_text("[ui\n")  # edited meanwhile: not read again
     setup = load_setup(path, required=True, log_file=tmp_path / "x.log", data=data)
     assert setup.config.ui.start_screen == "overview"
+
+
+def test_an_unexpected_failure_is_a_config_error_and_never_ok() -> None:
+    def load() -> Setup:
+        raise KeyError("bug")
+
+    pending = PendingSetup(loader=load, fallback=a_setup)
+    with pytest.raises(ConfigError, match="cannot load the setup: KeyError"):
+        pending.load()
+    assert not pending.ok and pending.get().db_path == Path("cache.db")  # the fallback
+    assert not pending.ok  # a fallback handed to readers does not make it ok
