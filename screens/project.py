@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -116,15 +117,9 @@ class ProjectScreen(CacheScreen):
         history_title.update(
             f"Price in the cache: {len(prices)} snapshot{'' if len(prices) == 1 else 's'}"
         )
-        if len(prices) >= 2:
-            low = min(p for _, p in prices)
-            high = max(p for _, p in prices)
-            history_range.update(
-                f"{local_time(prices[0][0], True)} → {local_time(prices[-1][0], True)}   "
-                f"low {usd_price(low)}   high {usd_price(high)}"
-            )
-        else:
-            history_range.update("— (history builds up as polls are stored)")
+        history_range.update(
+            _span(prices, usd_price) or "— (history builds up as polls are stored)"
+        )
 
         self._device_chart(devices)
 
@@ -161,17 +156,24 @@ class ProjectScreen(CacheScreen):
             f"{growth.device.network} {growth.device.counts} in the cache, last 30 days: "
             f"{len(points)} value{'' if len(points) == 1 else 's'}"
         )
-        if len(points) >= 2:
-            first, last = growth.history[0][0], growth.history[-1][0]
-            note.update(
-                f"{local_time(first, True)} → {local_time(last, True)}   "
-                f"low {min(points):,.0f}   high {max(points):,.0f}"
-            )
-        else:
-            note.update("— (the device count builds up as the network is polled)")
+        note.update(
+            _span(growth.history, "{:,.0f}".format)
+            or "— (the device count builds up as the network is polled)"
+        )
 
     def _chart(self, selector: str, points: list[float]) -> None:
         """Draw a chart only when there is a line to draw; one point is not a trend."""
         chart = self.query_one(selector, Sparkline)
         chart.data = points
         chart.display = len(points) >= 2
+
+
+def _span(series: list[tuple[datetime, float]], show: Callable[[float], str]) -> str:
+    """ "first → last   low …   high …" under a chart; "" for fewer than two points."""
+    if len(series) < 2:
+        return ""
+    values = [v for _, v in series]
+    return (
+        f"{local_time(series[0][0], True)} → {local_time(series[-1][0], True)}   "
+        f"low {show(min(values))}   high {show(max(values))}"
+    )
