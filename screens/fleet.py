@@ -278,7 +278,7 @@ class FleetScreen(CacheScreen):
                 if not table.can_sort_by(self.sort_key):  # hidden by private mode
                     self.sort_key, self.descending = "status", False
                 table.sort_by(self.sort_key, self.descending)
-                self._to_top(table)  # not wherever row 0 went
+                table.cursor_to_top()  # not wherever row 0 went
                 self._columns_set = True
         else:
             table.update_rows(rows, keys)
@@ -286,7 +286,7 @@ class FleetScreen(CacheScreen):
         if data.group_label == self.group or self.group in GROUPS:
             if table.group_key != wanted:
                 table.group_by(wanted)
-                self._to_top(table)
+                table.cursor_to_top()
         self._rows = rows
         self._summary(rows)
 
@@ -346,12 +346,7 @@ class FleetScreen(CacheScreen):
 
     def action_sort_next(self) -> None:
         """Sort by the next column."""
-        table = self.query_one(FleetTable)
-        at = COLUMN_KEYS.index(self.sort_key)
-        for step in range(1, len(COLUMN_KEYS) + 1):  # past columns hidden by private mode
-            self.sort_key = COLUMN_KEYS[(at + step) % len(COLUMN_KEYS)]
-            if table.can_sort_by(self.sort_key):
-                break
+        self.sort_key = self.query_one(FleetTable).next_sort_key(self.sort_key, COLUMN_KEYS)
         self.descending = self.sort_key not in ("node", "network", "status", "source")
         self._sort()
 
@@ -363,19 +358,12 @@ class FleetScreen(CacheScreen):
     def _sort(self) -> None:
         table = self.query_one(FleetTable)
         table.sort_by(self.sort_key, self.descending)
-        self._to_top(table)
-
-    @staticmethod
-    def _to_top(table: FleetTable) -> None:
-        """A new order is read from the top ("which node is hottest?"), so the cursor goes there."""
-        first = table.visible_keys(0, 1)
-        if first:
-            table.move_cursor_to(first[0])
+        table.cursor_to_top()
 
     @on(FleetTable.SortChanged)
     def _sorted(self, event: FleetTable.SortChanged) -> None:
         self.sort_key, self.descending = event.column_key, event.descending
-        self._to_top(event.control)
+        event.control.cursor_to_top()
 
     def action_group_next(self) -> None:
         """No grouping → network → source → each node label key → none."""
@@ -385,7 +373,7 @@ class FleetScreen(CacheScreen):
         table = self.query_one(FleetTable)
         if self.group in GROUPS:
             table.group_by(self.group)
-            self._to_top(table)
+            table.cursor_to_top()
             if table.columns and table.columns[-1].key == LABEL_COLUMN:
                 self.reload()  # drop the label column
         else:

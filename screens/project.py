@@ -169,7 +169,7 @@ class ProjectScreen(CacheScreen):
 
 
 def _span(series: list[tuple[datetime, float]], show: Callable[[float], str]) -> str:
-    """ "first → last   low …   high …" under a chart; "" for fewer than two points."""
+    """The line under a chart: first → last time, low and high; "" for under two points."""
     if len(series) < 2:
         return ""
     values = [v for _, v in series]

@@ -172,8 +172,7 @@ class RewardsScreen(CacheScreen):
             if not table.can_sort_by(self.sort_key):  # gone, or hidden by private mode
                 self.sort_key, self.descending = self._default_sort(private)
             table.sort_by(self.sort_key, self.descending)
-            if first := table.visible_keys(0, 1):
-                table.move_cursor_to(first[0])  # a new order is read from the top
+            table.cursor_to_top()
         else:
             table.update_rows(rows, keys)
         self._title(data)
@@ -246,9 +245,7 @@ class RewardsScreen(CacheScreen):
 
     def action_sort_next(self) -> None:
         """Sort by the next column: text ascending, figures descending."""
-        keys = [c.key for c in self.query_one(FleetTable).columns if c.sortable]
-        at = keys.index(self.sort_key) if self.sort_key in keys else -1
-        self.sort_key = keys[(at + 1) % len(keys)]
+        self.sort_key = self.query_one(FleetTable).next_sort_key(self.sort_key)
         self.descending = self.sort_key not in ("node", "network")
         self._sort()
 
@@ -260,9 +257,7 @@ class RewardsScreen(CacheScreen):
     def _sort(self) -> None:
         table = self.query_one(FleetTable)
         table.sort_by(self.sort_key, self.descending)
-        first = table.visible_keys(0, 1)
-        if first:
-            table.move_cursor_to(first[0])
+        table.cursor_to_top()
         self._title(self.data)
 
     def _default_sort(self, private: bool) -> tuple[str, bool]:

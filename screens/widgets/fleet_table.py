@@ -517,6 +517,25 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._group = None if column_key is None else self._col_index[column_key]
         self._apply_view()
 
+    def cursor_to_top(self) -> None:
+        """Highlight the first row on show: a new order is read from the top."""
+        first = self.visible_keys(0, 1)
+        if first:
+            self.move_cursor_to(first[0])
+
+    def next_sort_key(self, after: str, keys: Sequence[str] | None = None) -> str:
+        """The column after ``after`` (in ``keys``, else the table's order) that may be sorted by.
+
+        Columns hidden by private mode are skipped; ``after`` itself if no other one may.
+        """
+        order = list(keys) if keys is not None else [c.key for c in self._columns]
+        at = order.index(after) if after in order else -1
+        for step in range(1, len(order) + 1):
+            key = order[(at + step) % len(order)]
+            if self.can_sort_by(key):
+                return key
+        return after
+
     def move_cursor_to(self, key: str) -> bool:
         """Highlight the row with ``key`` if it is on show, scrolling it into view.
 

@@ -522,6 +522,12 @@ async def test_a_column_that_may_not_be_sorted_by_keeps_the_order() -> None:
         await pilot.pause()
         assert table.sort_state is None and not posted(messages, FleetTable.SortChanged)
 
+        assert table.next_sort_key("power") == "name"  # past the hidden last one, wrapping
+        assert table.next_sort_key("cpu", ["cpu", "rewards", "status"]) == "status"
+        table.sort_by("cpu", descending=True)
+        table.cursor_to_top()
+        assert table.cursor_key == table.visible_keys(0, 1)[0]
+
         table.set_rows(COLUMNS, rows, keys)  # shown again: sortable
         table.sort_by("rewards", descending=True)
         assert table.sort_state == ("rewards", True)
