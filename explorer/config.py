@@ -7,7 +7,6 @@ traceback. API keys are read from the environment into SecretStr and never print
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +24,7 @@ from cache.retention_policy import RetentionPolicy
 from explorer.alert_config import AlertsConfig
 from explorer.setup import ConfigError as ConfigError  # beside the loader: no pydantic there
 from explorer.setup import read_toml
+from sources.models import is_device_id
 
 
 class _Section(BaseModel):
@@ -80,7 +80,7 @@ class IonetConfig(NetworkConfig):
     @classmethod
     def _uuids(cls, value: list[str]) -> list[str]:
         for device_id in value:
-            if not re.fullmatch(r"[0-9A-Fa-f-]{8,64}", device_id):
+            if not is_device_id(device_id):
                 raise ValueError(f"not an io.net device id (a UUID): {device_id[:40]!r}")
         return value
 

@@ -42,6 +42,7 @@ from sources.models import (
     Reading,
     Reward,
     SourceError,
+    is_device_id,
 )
 from sources.models import _count_or_none as lax_count
 from sources.models import _finite_or_none as lax_number
@@ -258,10 +259,14 @@ class IonetDeviceSource:
     _bearer: bool = False
 
     def all_devices(self) -> DeviceMap:
-        """Configured devices and the fleet's labelled nodes (a fleet node name wins)."""
+        """Configured devices and the fleet's labelled nodes (a fleet node name wins).
+
+        A label that is not a device id (labels come from file_sd or a remote Prometheus) is
+        left out: it would go into a URL that carries the io.net token.
+        """
         merged: DeviceMap = dict(self.devices())
         for device_id, node in self.fleet_devices.items():
-            if node or device_id not in merged:
+            if is_device_id(device_id) and (node or device_id not in merged):
                 merged[device_id] = node
         return merged
 

@@ -8,6 +8,7 @@ as 0), and every string is sanitised on the way in.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +17,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from sources.text import safe_text
+
+_DEVICE_ID = re.compile(r"[0-9A-Fa-f-]{8,64}")
+
+
+def is_device_id(text: str) -> bool:
+    """An io.net device id (a UUID): the only text that may go into a device's API path."""
+    return _DEVICE_ID.fullmatch(text) is not None
+
 
 INT64_MAX = 2**63 - 1
 
@@ -30,7 +39,10 @@ def _finite_or_none(value: Any) -> float | None:
         except ValueError:
             return None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # JSON allows integers far past any float
+            return None
         return number if math.isfinite(number) else None
     return None
 

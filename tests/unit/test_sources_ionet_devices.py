@@ -26,6 +26,8 @@ from sources.ionet_devices import (
     token_info,
 )
 from sources.models import ErrorKind, SourceError
+from sources.models import _count_or_none as lax_count
+from sources.models import _finite_or_none as lax_number
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 NOW = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
@@ -318,7 +320,15 @@ async def test_fleet_labels_join_configured_devices() -> None:
         "1111aaaa-0000-0000-0000-000000000000": "gpu-03",
     }
     assert src.min_interval() == 9.0  # 3 devices x 3 s: 100 summaries per 5 min
+    # a label is untrusted (file_sd, a remote Prometheus): only device ids reach the token's URLs
+    src.fleet_devices = {"../../v1/other?x=": "gpu-04", "": "gpu-05", DOCS: "gpu-02"}
+    assert src.all_devices() == {LIVE: "rig-07", DOCS: "gpu-02"}
     await client.aclose()
+
+
+def test_a_number_too_big_for_a_float_is_missing_not_a_crash() -> None:
+    huge = int("9" * 400)  # JSON has no limit on integers
+    assert lax_number(huge) is None and lax_count(huge) is None
 
 
 async def test_per_endpoint_budget_is_kept() -> None:
