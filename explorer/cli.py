@@ -229,6 +229,8 @@ def run_tui(ctx: click.Context) -> None:
         fail(str(exc))
     if app.fatal_message:
         fail(app.fatal_message, app.fatal_code)
+    if app.return_code:  # a crash (its report is printed): not a success for scripts
+        sys.exit(app.return_code)
 
 
 @cli.command()

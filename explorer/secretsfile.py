@@ -47,8 +47,12 @@ def read_secrets_file(path: Path) -> dict[str, str]:
         return {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    info = os.fstat(fd)  # the file we read, not one swapped in
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ConfigError(f"{path}: not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        check_private(path, os.fstat(handle.fileno()))  # the file we read, not one swapped in
+        check_private(path, info)
         raw = handle.read(64 * 1024)
     try:
         data = tomllib.loads(raw.decode("utf-8"))

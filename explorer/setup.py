@@ -118,6 +118,7 @@ class PendingSetup:
         self._loader = loader
         self._fallback = fallback
         self._done = threading.Event()
+        self._lock = threading.Lock()
         self._loaded = setup is not None
         self.error: ConfigError | None = None
         if setup is not None:
@@ -143,23 +144,39 @@ class PendingSetup:
         try:
             setup = self._loader()
         except ConfigError as exc:
-            self.error = exc
+            self._finish(None, exc)
             raise
         except Exception as exc:
-            self.error = ConfigError(f"cannot load the setup: {type(exc).__name__}: {exc}")
-            raise self.error from exc
-        else:
-            self._setup, self._loaded = setup, True
-            return setup
-        finally:
+            error = ConfigError(f"cannot load the setup: {type(exc).__name__}: {exc}")
+            self._finish(None, error)
+            raise error from exc
+        self._finish(setup, None)
+        return setup
+
+    def _finish(self, setup: Setup | None, error: ConfigError | None) -> None:
+        with self._lock:
+            if self._done.is_set():  # readers gave up waiting (SETUP_WAIT): they have the fallback
+                raise error or self.error or ConfigError("the setup loaded too late")
+            self._setup, self._loaded, self.error = setup, setup is not None, error
             self._done.set()
 
     def get(self) -> Setup:
-        """The setup; waits for the loader if it has not finished."""
-        if not self._done.wait(SETUP_WAIT) or self._setup is None:
+        """The setup; waits for the loader if it has not finished.
+
+        A loader still running after SETUP_WAIT counts as failed: every reader gets the
+        fallback from then on, without waiting again, and a late result is not taken.
+        """
+        if not self._done.wait(SETUP_WAIT):
+            with self._lock:
+                if not self._done.is_set():
+                    self.error = ConfigError(f"the setup did not load in {SETUP_WAIT:.0f} s")
+                    self._done.set()
+        if self._setup is None or not self._loaded:
             if self._fallback is None:
                 raise ConfigError(str(self.error) if self.error else "the setup did not load")
-            self._setup = self._fallback()
+            with self._lock:
+                if self._setup is None:
+                    self._setup = self._fallback()
         return self._setup
 
 

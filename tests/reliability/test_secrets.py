@@ -109,6 +109,16 @@ def test_se01_bad_secrets_files_never_echo_their_content(tmp_path: Path) -> None
     assert KEY not in str(caught.value)
 
 
+def test_se01_a_directory_named_secrets_toml_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "secrets.toml").mkdir(mode=0o700)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_secrets({}, tmp_path / "secrets.toml")
+    config = write(tmp_path / "config.toml", "", 0o644)
+    result = CliRunner().invoke(cli, ["--config", str(config), "config", "check"])
+    assert result.exit_code == 2 and "not a regular file" in result.output
+    assert "Traceback" not in result.output
+
+
 # -- SE-03: files the app creates are private from creation ---------------------------------------
 
 

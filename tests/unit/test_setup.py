@@ -152,3 +152,26 @@ def test_an_unexpected_failure_is_a_config_error_and_never_ok() -> None:
         pending.load()
     assert not pending.ok and pending.get().db_path == Path("cache.db")  # the fallback
     assert not pending.ok  # a fallback handed to readers does not make it ok
+
+
+def test_a_loader_past_the_wait_gives_every_reader_the_fallback_and_is_not_taken_late(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("explorer.setup.SETUP_WAIT", 0.05)
+    release = threading.Event()
+    fallback = a_setup("fallback.db")
+
+    def load() -> Setup:
+        assert release.wait(10)
+        return a_setup()
+
+    pending = PendingSetup(loader=load, fallback=lambda: fallback)
+    loader = threading.Thread(target=lambda: pytest.raises(ConfigError, pending.load))
+    loader.start()
+    assert pending.get() is fallback  # after 0.05 s
+    assert pending.get() is fallback and not pending.pending  # no second wait
+    release.set()
+    loader.join(10)
+    assert not loader.is_alive()
+    assert pending.get() is fallback and not pending.ok  # the late result was not taken
+    assert pending.error is not None and "did not load" in str(pending.error)
