@@ -26,7 +26,7 @@ from screens.base import CacheScreen
 from screens.host import host
 from screens.node import NodeScreen
 from screens.render import age, missing
-from screens.table_export import HIDDEN, TableExport, from_fleet_table
+from screens.table_export import HIDDEN, TableExport, from_fleet_table, hidden_cell
 from screens.widgets.fleet_table import Column, FleetTable, number_cell
 from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
@@ -62,10 +62,6 @@ def _uptime_cell(value: object) -> Text:
     return missing() if not isinstance(value, int | float) else Text(age(value))
 
 
-def _hidden_cell(value: object) -> Text:
-    return missing() if value is None else Text(HIDDEN, style="dim", justify="right")
-
-
 def fleet_columns(
     thresholds: dict[str, tuple[float, float]], private: bool = False
 ) -> list[Column]:
@@ -91,7 +87,7 @@ def fleet_columns(
             "IO 24h",
             8,
             "right",
-            _hidden_cell if private else number_cell(",.2f"),
+            hidden_cell if private else number_cell(",.2f"),
             sortable=not private,  # its order would rank the nodes by earnings
         ),
         Column("source", "Source", 8),

@@ -21,11 +21,12 @@ from textual.widgets import Static
 
 from cache.economics import MAX_SPAN, Economics, Figures, economics
 from cache.queries import PollInfo, latest_good_poll
+from cache.text import safe_text
 from screens.base import CacheScreen
 from screens.host import host
 from screens.node import NodeScreen
 from screens.render import MISSING, age, local_time, missing, text
-from screens.table_export import HIDDEN, TableExport
+from screens.table_export import HIDDEN, TableExport, hidden_cell
 from screens.widgets.fleet_table import Column, FleetTable, number_cell
 from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
@@ -61,17 +62,13 @@ def _price_age(value: object) -> Text:
     return Text(age(value), style="yellow") if value > DAY_SECONDS else Text("")
 
 
-def _hidden(value: object) -> Text:
-    return missing() if value is None else Text(HIDDEN, style="dim")
-
-
 def columns(by_day: bool, private: bool) -> list[Column]:
     """The table's columns: per node or per day; money as "•••" while private."""
 
     def money(key: str, label: str, width: int, render: Callable[[object], Text]) -> Column:
         # while private, their order would tell what the "•••" hide
         return Column(
-            key, label, width, "right", _hidden if private else render, sortable=not private
+            key, label, width, "right", hidden_cell if private else render, sortable=not private
         )
 
     first = (
@@ -206,7 +203,8 @@ class RewardsScreen(CacheScreen):
         fleet = data.fleet
         if fleet.unpriced:
             amount = HIDDEN if private else f"{fleet.unpriced:,.2f}"
-            notes.append(f"{amount} {fleet.token or 'in rewards'} without a cached price")
+            token = safe_text(fleet.token, 20) if fleet.token else "in rewards"  # from the cache
+            notes.append(f"{amount} {token} without a cached price")
         if fleet.price_age_s is not None and fleet.price_age_s > DAY_SECONDS:
             notes.append(f"prices up to {age(fleet.price_age_s)} older than their rewards")
         if data.settings.power_price_per_kwh is None:
@@ -225,7 +223,7 @@ class RewardsScreen(CacheScreen):
         line = Text.assemble(text(f.label, "bold" if bold else "", 20))
         line.pad_right(max(0, 11 - line.cell_len))
         earned = MISSING if f.rewards is None else HIDDEN if private else f"{f.rewards:,.2f}"
-        line.append(f" {earned} {f.token or ''}".rstrip())
+        line.append(f" {earned} {safe_text(f.token, 20) if f.token else ''}".rstrip())
         line.append(f"  value {usd(f.value_usd)}")
         gpu = MISSING if f.gpu_hours is None else f"{f.gpu_hours:,.1f}"
         line.append(f"  {gpu} GPU-h  power {usd(f.power_cost)}  net {usd(f.net)}")

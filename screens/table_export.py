@@ -10,12 +10,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rich.text import Text
+
 from cache.db import iso
 from cache.diff import Changes
+from screens.render import missing
 from screens.widgets.fleet_table import FleetTable
 
 HIDDEN = "•••"
 """What private mode shows (and exports) instead of an earning."""
+
+
+def hidden_cell(value: object) -> Text:
+    """A table cell in private mode: "•••" for a value, missing stays missing."""
+    return missing() if value is None else Text(HIDDEN, style="dim", justify="right")
 
 
 @dataclass(frozen=True)
