@@ -27,6 +27,8 @@ _TABLES = (
     "nodes",
     "devices",
     "rewards",
+    "alerts",
+    "alert_pending",
 )
 
 

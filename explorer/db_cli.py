@@ -83,7 +83,10 @@ def db_info(ctx: click.Context, **globals_: Any) -> None:
             click.echo(f"{name:<12} {s.polls:>7,}  {safe_text(s.oldest)}  {safe_text(s.newest)}")
     if info.progress:
         click.echo(
-            "\nretention  " + "  ".join(f"{k} {v}" for k, v in sorted(info.progress.items()))
+            "\nretention  "
+            + "  ".join(
+                f"{safe_text(k, 40)} {safe_text(v, 40)}" for k, v in sorted(info.progress.items())
+            )
         )
 
 

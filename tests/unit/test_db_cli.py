@@ -56,6 +56,20 @@ def test_info_lists_tables_sources_and_schema(runner: CliRunner, db_path: Path) 
     )
 
 
+def test_info_shows_a_copied_files_meta_text_sanitised(runner: CliRunner, db_path: Path) -> None:
+    fill(db_path, 2)
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute("INSERT INTO meta VALUES ('retention.\x1b]52;c;eA==\x07x', '\x1b[2J')")
+        conn.commit()
+    finally:
+        conn.close()
+    result = run(runner, "db", "info", "--db", db_path)
+    assert result.exit_code == 0 and "retention  " in result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "alerts " in result.output  # migration 6's tables are counted too
+
+
 def test_info_names_the_writer(runner: CliRunner, db_path: Path) -> None:
     fill(db_path, 2)
     with WriterLock(db_path):
