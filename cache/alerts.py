@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from cache.alert_rules import Observation, Rule, observe
-from cache.db import iso, parse_iso
+from cache.db import iso, parse_iso, write_txn
 
 ALERT_KEYS = (
     "rule",
@@ -239,8 +239,7 @@ def evaluate(
     names = [r.name for r in rules]
     marks = ",".join("?" * len(names))
     out: list[Alert] = []
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_txn(conn):
         for rule in rules:
             for seen in observe(conn, rule, poll_id, now):
                 transition = _step(conn, rule, seen, now, poll_id)
@@ -252,8 +251,4 @@ def evaluate(
         ).fetchall()
         out += [_resolve(conn, row, now) for row in orphans]
         conn.execute(f"DELETE FROM alert_pending WHERE rule NOT IN ({marks})", names)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return out

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -421,10 +422,26 @@ def network_filesystem(path: Path, mounts: Path = Path("/proc/mounts")) -> str |
     return None
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Apply the missing numbered migrations, each with its version record, atomically."""
+@contextmanager
+def write_txn(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error.
+
+    SQLite may already have rolled back (SQLITE_FULL does): a second ROLLBACK would raise
+    "no transaction is active" and hide the real error.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Apply the missing numbered migrations, each with its version record, atomically."""
+    with write_txn(conn):
         version = schema_version(conn)
         _check_not_newer(version, path)
         if version == 0:
@@ -438,10 +455,6 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (str(number),),
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _connect_ro(path: Path, *, immutable: bool = False) -> sqlite3.Connection:

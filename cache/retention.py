@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cache import rollup
-from cache.db import iso, parse_iso
+from cache.db import iso, parse_iso, write_txn
 from cache.retention_policy import RetentionPolicy
 
 BATCH_ROWS = 5000
@@ -86,13 +86,9 @@ class _Writer:
     @contextmanager
     def txn(self) -> Iterator[sqlite3.Connection]:
         started = time.perf_counter()
-        self.conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.conn
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+            with write_txn(self.conn):
+                yield self.conn
         finally:
             ms = (time.perf_counter() - started) * 1000
             self.report.transactions += 1

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from cache.db import iso
+from cache.db import iso, write_txn
 from sources.figures import NODE_VALUE_FIELDS
 from sources.models import (
     DeviceStatus,
@@ -203,8 +203,7 @@ def write_poll(conn: sqlite3.Connection, record: PollRecord) -> int:
     items = reading.items if reading else 0
     data_at = reading.at if reading and reading.at else record.finished_at
     latency = (record.finished_at - record.started_at).total_seconds() * 1000
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_txn(conn):
         cursor = conn.execute(
             "INSERT INTO polls (source, started_at, finished_at, data_at, status, error_kind, "
             "error, latency_ms, items, skipped, retry_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -235,13 +234,6 @@ def write_poll(conn: sqlite3.Connection, record: PollRecord) -> int:
                     if math.isfinite(r.amount)
                 ],
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        # SQLite may already have rolled back (SQLITE_FULL does): a second ROLLBACK would raise
-        # "no transaction is active" and hide the real error
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return poll_id
 
 

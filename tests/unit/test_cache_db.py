@@ -16,6 +16,7 @@ from cache.db import (
     SchemaTooNewError,
     open_reader,
     open_writer,
+    write_txn,
 )
 
 EXPECTED_TABLES = {"meta", "polls", "market"}
@@ -256,3 +257,21 @@ def test_three_processes_migrating_a_new_file_at_once(tmp_path: Path) -> None:
             assert EXPECTED_TABLES <= tables(conn)
         finally:
             conn.close()
+
+
+def test_write_txn_commits_rolls_back_and_keeps_the_real_error(tmp_path: Path) -> None:
+    conn = open_writer(tmp_path / "c.db")
+    try:
+        with write_txn(conn):
+            conn.execute("INSERT INTO meta VALUES ('a', '1')")
+        with pytest.raises(ValueError, match="boom"), write_txn(conn):
+            conn.execute("INSERT INTO meta VALUES ('b', '2')")
+            raise ValueError("boom")
+        # SQLite already rolled back (as SQLITE_FULL does): the real error, not "no transaction"
+        with pytest.raises(ValueError, match="disk"), write_txn(conn):
+            conn.execute("ROLLBACK")
+            raise ValueError("disk full")
+        keys = {r[0] for r in conn.execute("SELECT key FROM meta")}
+        assert "a" in keys and "b" not in keys and not conn.in_transaction
+    finally:
+        conn.close()
