@@ -12,18 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cache.db import iso
-
-KINDS = (
-    "node_down",
-    "gpu_temp_above",
-    "utilization_below",
-    "price_change",
-    "devices_drop",
-    "source_failing",
-)
-SEVERITIES = ("info", "warning", "critical")
-SAMPLE_SOURCE = "sample"
+from cache.db import SAMPLE_SOURCE, iso
 
 
 @dataclass(frozen=True)

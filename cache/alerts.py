@@ -19,6 +19,7 @@ from typing import Any
 
 from cache.alert_rules import Observation, Rule, observe
 from cache.db import iso, parse_iso, write_txn
+from cache.queries import _FAR_FUTURE, _bound
 
 ALERT_KEYS = (
     "rule",
@@ -32,7 +33,6 @@ ALERT_KEYS = (
 )
 """The keys of an alert in JSON, CSV, the webhook body and a command's stdin, in this order."""
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
-_FAR_FUTURE = "9999-12-31T23:59:59.999Z"
 _COLUMNS = (
     "id, rule, kind, subject, severity, since, started_at, resolved_at, value, message, poll_id"
 )
@@ -115,7 +115,7 @@ def firing(conn: sqlite3.Connection, at: datetime | None = None) -> list[Alert]:
     """Alerts firing at ``at`` (now when None), most severe first, then the oldest."""
     if not has_alerts(conn):
         return []
-    bound = iso(at) if at else _FAR_FUTURE
+    bound = _bound(at)
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM alerts WHERE started_at <= ? "
         "AND (resolved_at IS NULL OR resolved_at > ?) ORDER BY started_at, id",
@@ -140,7 +140,7 @@ def history(
     """
     if not has_alerts(conn):
         return []
-    bound = iso(at) if at else _FAR_FUTURE
+    bound = _bound(at)
     sql = f"SELECT {_COLUMNS} FROM alerts WHERE started_at <= ?"
     args: list[object] = [bound]
     if severity is not None:

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 BUSY_TIMEOUT_MS = 5000
+SAMPLE_SOURCE = "sample"
+"""The bundled 2024 snapshot's source name: history, never live data or a price."""
 
 MIGRATIONS: list[str] = [
     # 1: polls and rankings snapshots

@@ -39,8 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from cache.db import iso, parse_iso
-from cache.queries import SAMPLE_SOURCE, _bound_poll_id
+from cache.db import SAMPLE_SOURCE, iso, parse_iso
+from cache.queries import _bound_poll_id
 
 TOKEN_COINS: dict[str, str] = {"IO": "io-net"}
 """Reward token → the CoinGecko coin id whose cached price values it (the one place to add one)."""

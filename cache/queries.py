@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cache import rollup
-from cache.db import iso, parse_iso
+from cache.db import SAMPLE_SOURCE, iso, parse_iso
 from sources.figures import NODE_VALUE_FIELDS
 
-SAMPLE_SOURCE = "sample"
 _FAR_FUTURE = "9999-12-31T23:59:59.999Z"
 
 
