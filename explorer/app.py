@@ -377,6 +377,10 @@ class DepinExplorerApp(App[None]):
         except ConfigError as exc:
             self.call_from_thread(self._config_failed, f"config error: {exc}")
             return
+        if self._poll_enabled and not self.offline:
+            # the poller's modules (httpx, the sources: about 100 ms) load here, not when
+            # run_poller imports it on the UI thread
+            importlib.import_module("explorer.poller")
         self.call_from_thread(self._configured)
 
     def _config_failed(self, message: str) -> None:
