@@ -24,7 +24,6 @@ import asyncio
 import gc
 import platform
 import random
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +39,7 @@ from textual.geometry import Region  # noqa: E402
 from textual.strip import Strip  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 
+from benchmarks.common import budget_line, median  # noqa: E402
 from screens.render import age, text  # noqa: E402
 from screens.widgets.fleet_table import Column, FleetTable, number_cell  # noqa: E402
 from sources.text import safe_text  # noqa: E402
@@ -252,17 +252,15 @@ async def peer_round(
     return out
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def budget_line(name: str, ours: float, budget: float, peer: float | None) -> str:
-    verdict = "PASS" if ours < budget else "FAIL"
-    peer_text = "-" if peer is None else f"{peer:.1f}"
-    ratio = "-" if peer is None else f"{peer / ours:.1f}"
-    return (
-        f"BUDGET {name} {verdict} measured={ours:.1f}ms budget={budget:.0f}ms "
-        f"peer={peer_text}ms ratio={ratio}"
+def budget(name: str, ours: float, limit: float, peer: float | None) -> str:
+    """The BUDGET line: under ``limit`` ms; the ratio says how many times faster than the peer."""
+    return budget_line(
+        name,
+        ours < limit,
+        f"{ours:.1f}ms",
+        f"{limit:.0f}ms",
+        None if peer is None else f"{peer:.1f}ms",
+        None if peer is None else f"{peer / ours:.1f}",
     )
 
 
@@ -339,23 +337,15 @@ async def run(count: int, rounds: int) -> None:
 
     sort_ours = max(median(ours["sort_number"]), median(ours["sort_text"]))
     print(
-        budget_line(
+        budget(
             "fleet_100k_first_paint",
             median(ours["first_paint"]),
             FIRST_PAINT_BUDGET_MS,
             peer_of("first_paint"),
         )
     )
-    print(
-        budget_line(
-            "fleet_100k_sort", sort_ours, SORT_BUDGET_MS, peer_of("sort_number", "sort_text")
-        )
-    )
-    print(
-        budget_line(
-            "fleet_100k_filter", median(ours["filter"]), FILTER_BUDGET_MS, peer_of("filter")
-        )
-    )
+    print(budget("fleet_100k_sort", sort_ours, SORT_BUDGET_MS, peer_of("sort_number", "sort_text")))
+    print(budget("fleet_100k_filter", median(ours["filter"]), FILTER_BUDGET_MS, peer_of("filter")))
 
 
 def main() -> int:

@@ -6,17 +6,18 @@ Run from the repository root with the project's virtualenv:
 
 What a cache looks like after a season of use (DESIGN.md, performance budgets):
 
-- the fleet: 500 nodes (60 % with GPUs) scraped every minute for 7 days: 10,080 polls and
-  about 5 million ``node_samples`` rows, each with its counter totals, as the poller stores them;
-- hourly rollups of those nodes for 90 days in ``node_rollups`` when the cache has that table
-  (filled column by column from its schema, so it follows the migration that adds it);
-- rankings: 250 coins every hour for 90 days (2,160 polls, 540,000 ``market`` rows with 7-day
-  sparklines); the four public networks every hour for 90 days (``network_stats``).
+- the fleet: 500 nodes (60 % with GPUs) scraped every minute for 7 days and an hour: 10,141
+  polls and 5,070,500 ``node_samples`` rows, each with its counter totals, as the poller stores
+  them;
+- hourly and daily rollups of those nodes for 90 days in ``node_rollups``;
+- rankings: 250 coins every hour for 90 days (2,160 polls, 540,000 ``market`` rows; 7-day
+  sparklines where retention keeps them: the last day, then one snapshot a day); the four public
+  networks every hour for 90 days (``network_stats``).
 
 The schema comes from ``cache.db.open_writer``; rows are bulk-inserted with ``executemany`` in one
 transaction with the journal off, and the file is put back in WAL mode at the end. A JSON file
-beside the cache records the generator version, the schema version and the last sample time, and
-an existing cache is reused while all three still hold.
+beside the cache records the generator version, the schema version, the file's size and the last
+sample time; an existing cache is reused while the versions and the size still match.
 """
 
 from __future__ import annotations

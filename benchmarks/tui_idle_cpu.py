@@ -102,8 +102,8 @@ def cpu_of(pid: int) -> float:
     return times.user + times.system
 
 
-def measure(app: PtyProcess, seconds: float, collector: int) -> tuple[float, float, float]:
-    """(CPU % of one core, terminal bytes per second, the collector's CPU %) over the window."""
+def measure(app: PtyProcess, seconds: float, collector: int) -> tuple[float, float, float, float]:
+    """(CPU % of one core, terminal bytes/s, the collector's CPU %, RSS MB) over the window."""
     time.sleep(SETTLE_S)
     cpu0, out0, coll0 = app.cpu_seconds(), app.bytes_out, cpu_of(collector)
     time.sleep(seconds)
