@@ -74,6 +74,9 @@ async def fetch_endpoints(
 ) -> Reading:
     """GET every endpoint concurrently within one overall deadline; parse each on its own.
 
+    ``budget``, when given, is taken before every attempt of every endpoint (the budget is often
+    shared with another source of the same provider, so each request must count).
+
     Returns whatever succeeded with the failures listed in ``Reading.errors``; raises the most
     telling SourceError when every endpoint failed (a rate limit or key error first).
     """
@@ -88,6 +91,7 @@ async def fetch_endpoints(
             params=endpoint.params,
             headers=headers,
             policy=HttpPolicy(deadline=remaining),
+            budget=budget,  # the provider's limit counts every request, retries included
         )
         try:
             return endpoint.parse(body, endpoint.path)
