@@ -19,7 +19,13 @@ Endpoints, all under ``base_url`` and without auth:
 - ``/v1/io-blocks/blocks/all/1``: the newest *Completed* hourly block; the block in progress has
   partial figures.
 - ``/v1/io-cloud/vmaas/hardware``: the VM catalogue as GPU model rows. ``price`` is USD per hour
-  for the whole machine, so the price per GPU-hour is ``price / num_cards``.
+  for the whole machine, so the price per GPU-hour is ``price / num_cards``. The live catalogue
+  also lists CPU-only machines (``"name": ""``, ``"num_cards": 0``): they are out of scope for
+  GPU models and skipped, never counted as broken entries. A sold-out offer is still a model,
+  with 0 available (a real figure). ``price: 0`` (a free or unpriced offer) is a placeholder:
+  the price is missing, never 0. The endpoint is rejected (``schema``) only when the body is not
+  an object, has no ``data.hardware`` list, or more than 20 % of its GPU entries are not
+  objects or have no name.
 
 The cache keeps one GPU model row per (network, model) and poll, so catalogue entries that share
 a name are told apart by their card count (``"H100 SXM5 x8"``) and entries that still collide
@@ -328,6 +334,11 @@ class _Offer:
     price: float | None
 
 
+def _cpu_only(item: Any) -> bool:
+    """A machine with no GPU (``num_cards`` 0, typically with ``"name": ""``): not a GPU model."""
+    return isinstance(item, dict) and _count(item.get("num_cards")) == 0
+
+
 def _offer(item: Mapping[str, Any]) -> _Offer | None:
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -337,6 +348,8 @@ def _offer(item: Mapping[str, Any]) -> _Offer | None:
         int(cards_value) if cards_value is not None and cards_value == int(cards_value) else None
     )
     price = _count(item.get("price"))
+    if price == 0:  # free/promotional offers say 0: not a rate anyone pays, so no price
+        price = None
     per_gpu = price / cards if price is not None and cards else None
     replicas = _count(item.get("available_replicas"))
     available: int | None = None
@@ -376,11 +389,12 @@ def parse_hardware(body: Any, endpoint: str) -> Parsed:
     hardware = data.get("hardware") if isinstance(data, dict) else data
     if not isinstance(hardware, list):
         raise _schema(endpoint, "no data.hardware list")
-    offers = [_offer(item) if isinstance(item, dict) else None for item in hardware]
+    in_scope = [item for item in hardware if not _cpu_only(item)]  # CPU machines: skipped
+    offers = [_offer(item) if isinstance(item, dict) else None for item in in_scope]
     valid = [o for o in offers if o is not None]
     invalid = len(offers) - len(valid)
     if offers and invalid > len(offers) * MAX_INVALID_SHARE:
-        raise _schema(endpoint, f"{invalid} of {len(offers)} hardware entries have no name")
+        raise _schema(endpoint, f"{invalid} of {len(offers)} GPU hardware entries have no name")
     cards_by_name: dict[str, set[int | None]] = {}
     for o in valid:
         cards_by_name.setdefault(o.name, set()).add(o.cards)

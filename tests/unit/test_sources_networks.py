@@ -345,7 +345,7 @@ def test_ionet_caas_hardware_uses_available_replicas():
     assert a6000.price_usd_gpu_hour == pytest.approx(0.6)
 
 
-@pytest.mark.parametrize("cards", [None, 0, "0", "lots", -2, 1.5])
+@pytest.mark.parametrize("cards", [None, "lots", -2, 1.5])
 def test_ionet_hardware_without_a_card_count_has_no_price(cards):
     body = {"data": {"hardware": [{"name": "X", "num_cards": cards, "price": 8.0}]}}
     [model] = ionet.parse_hardware(body, HARDWARE)[1]
@@ -412,6 +412,84 @@ def test_ionet_hardware_without_a_list_is_a_schema_error(body):
 
 def test_ionet_hardware_empty_catalogue_is_no_rows():
     assert ionet.parse_hardware({"data": {"hardware": []}}, HARDWARE) == ([], [])
+
+
+CPU_OFFER = {"id": "1CPU__US", "name": "", "num_cards": 0, "price": 0.1, "vram_per_card": 0}
+
+
+@pytest.mark.parametrize("cards", [0, "0", 0.0])
+def test_ionet_hardware_cpu_only_offers_are_skipped_not_invalid(cards):
+    """The live catalogue lists CPU machines beside GPU ones: out of scope, never "invalid"."""
+    gpu = {"name": "H100", "num_cards": 8, "price": 16.0}
+    cpus = [{**CPU_OFFER, "num_cards": cards, "id": f"{i}CPU"} for i in range(30)]
+    _, models = ionet.parse_hardware({"data": {"hardware": [gpu, *cpus]}}, HARDWARE)
+    assert [(m.model, m.price_usd_gpu_hour) for m in models] == [("H100", 2.0)]
+
+
+def test_ionet_hardware_only_cpu_offers_is_no_rows():
+    assert ionet.parse_hardware({"data": {"hardware": [CPU_OFFER] * 5}}, HARDWARE) == ([], [])
+
+
+def test_ionet_hardware_cpu_offers_do_not_dilute_the_invalid_share():
+    """3 nameless GPU entries of 5 still reject the catalogue, however many CPU offers."""
+    good = [{"name": "G1", "num_cards": 1, "price": 1}, {"name": "G2", "num_cards": 1}]
+    broken = [{"num_cards": 1, "price": 1}, {"name": " ", "num_cards": 2}, "H100"]
+    body = {"data": {"hardware": [*good, *broken, *[CPU_OFFER] * 50]}}
+    assert "3 of 5 GPU" in schema_error(ionet.parse_hardware, body, HARDWARE)
+
+
+@pytest.mark.parametrize("price", [0, 0.0, "0"])
+def test_ionet_hardware_free_offer_has_no_price(price):
+    """``price: 0`` is a free or unpriced offer: the price is missing (shown "—"), never 0."""
+    body = {"data": {"hardware": [{"name": "L40S", "num_cards": 1, "price": price}]}}
+    [model] = ionet.parse_hardware(body, HARDWARE)[1]
+    assert (model.model, model.cards, model.price_usd_gpu_hour) == ("L40S", 1, None)
+
+
+def test_ionet_hardware_free_offer_does_not_undercut_a_paid_one():
+    body = {
+        "data": {
+            "hardware": [
+                {"name": "L40S", "num_cards": 1, "price": 0},
+                {"name": "L40S", "num_cards": 1, "price": 0.9},
+            ]
+        }
+    }
+    [model] = ionet.parse_hardware(body, HARDWARE)[1]
+    assert model.price_usd_gpu_hour == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize(
+    ("offer", "available"),
+    [
+        ({"sold_out": True}, 0),
+        ({"sold_out": True, "available_replicas": 0}, 0),
+        ({"sold_out": False, "available_replicas": 0}, 0),
+        ({"sold_out": False}, None),
+    ],
+)
+def test_ionet_hardware_sold_out_is_a_model_with_zero_available(offer, available):
+    body = {"data": {"hardware": [{"name": "B300", "num_cards": 8, "price": 64.0, **offer}]}}
+    [model] = ionet.parse_hardware(body, HARDWARE)[1]
+    assert (model.model, model.available) == ("B300", available)
+    assert model.price_usd_gpu_hour == pytest.approx(8.0)  # still priced: the catalogue rate
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": {"hardware": [{"name": "H100"}, {"name": "A100"}, {"model": "x"}, 1, None]}},
+        {"data": {"hardware": ["H100", "A100", "L40S"]}},  # items changed type
+        {"data": {"hardware": [{"gpu": "H100", "num_cards": 8, "price": 9}] * 4}},  # key renamed
+    ],
+)
+def test_ionet_hardware_gpu_entries_without_names_reject_the_catalogue(body):
+    schema_error(ionet.parse_hardware, body, HARDWARE)
+
+
+@pytest.mark.parametrize("body", [[], "hardware", 7, None])
+def test_ionet_hardware_body_not_an_object_is_a_schema_error(body):
+    assert "expected an object" in schema_error(ionet.parse_hardware, body, HARDWARE)
 
 
 # -- Akash /v1/network-capacity ------------------------------------------------------------------
