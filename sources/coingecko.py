@@ -15,6 +15,7 @@ from pydantic import SecretStr, ValidationError
 
 from sources.base import HttpPolicy, get_json
 from sources.models import ErrorKind, MarketCoin, Reading, SourceError
+from sources.models import _finite_or_none as lax_number
 from sources.text import one_line
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,24 @@ def _report_new_fields(item: dict[str, Any]) -> None:
         )
 
 
+def _drop_placeholders(item: dict[str, Any]) -> None:
+    """Figures CoinGecko fills in when it has none become missing (shown "—"), never 0.
+
+    - ``market_cap`` 0: served (with ``market_cap_rank`` null and ``circulating_supply`` 0) for
+      listed, traded coins whose circulating supply CoinGecko has not verified. A coin with a
+      price is never worth 0, so 0 (or a negative cap) means "not published". ``total_volume``
+      0 is left alone: a coin nobody traded in 24 h really has 0 volume.
+    - ``sparkline_in_7d`` null, missing or ``{"price": []}``: no chart, not a flat line.
+    """
+    cap = lax_number(item.get("market_cap"))
+    if cap is not None and cap <= 0:
+        item["market_cap"] = None
+    spark = item.get("sparkline_in_7d")
+    points = spark.get("price") if isinstance(spark, dict) else spark
+    if not isinstance(points, list) or not points:
+        item["sparkline_in_7d"] = None
+
+
 def root_for_plan(plan: str | None) -> str:
     """The API root a plan implies; an explicit ``base_url`` in the config always wins."""
     return PRO_ROOT if plan == "pro" else DEFAULT_ROOT
@@ -88,7 +107,9 @@ def parse_markets(body: Any) -> tuple[list[MarketCoin], int]:
     """Validate one ``/coins/markets`` page item by item; return (coins, skipped).
 
     An error object (``{"status": {"error_code": …}}``) or any non-list is an error, not data.
-    More than 20 % invalid items fails the page: the schema has probably changed.
+    More than 20 % invalid items (not an object, or no ``id``/``name``) fails the page: the
+    schema has probably changed. A coin without a market cap or a sparkline is a valid coin with
+    those figures missing, never an invalid item.
     """
     if isinstance(body, dict):
         status = body.get("status")
@@ -117,6 +138,7 @@ def parse_markets(body: Any) -> tuple[list[MarketCoin], int]:
             item["change_24h_pct"] = item.get("price_change_percentage_24h")
         item["change_7d_pct"] = item.get("price_change_percentage_7d_in_currency")
         item["change_30d_pct"] = item.get("price_change_percentage_30d_in_currency")
+        _drop_placeholders(item)
         try:
             coins.append(MarketCoin.model_validate(item))
         except ValidationError as exc:

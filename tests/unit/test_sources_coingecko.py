@@ -272,6 +272,39 @@ def test_nulls_and_junk_become_none_not_zero():
     assert coin.rank is None
 
 
+@pytest.mark.parametrize("cap", [0, 0.0, "0", -5, None])
+def test_coin_without_a_market_cap_is_valid_with_the_cap_missing(cap):
+    """CoinGecko's ``market_cap: 0`` (rank null) is a placeholder: missing, not a $0 coin."""
+    raw = item(0, market_cap=cap, market_cap_rank=None, circulating_supply=0, total_volume=0)
+    (coin,), skipped = parse_markets([raw])
+    assert skipped == 0
+    assert (coin.market_cap_usd, coin.rank) == (None, None)
+    assert coin.price_usd == 1.0
+    assert coin.volume_24h_usd == 0.0  # no trades in 24 h is a real 0
+
+
+def test_many_coins_without_a_market_cap_do_not_fail_the_page():
+    body = [item(i, market_cap=0, market_cap_rank=None) for i in range(10)]
+    coins, skipped = parse_markets(body)
+    assert (len(coins), skipped) == (10, 0)
+    assert all(c.market_cap_usd is None for c in coins)
+
+
+@pytest.mark.parametrize(
+    "spark",
+    [None, {"price": []}, {"price": None}, {}, [], "n/a"],
+    ids=["null", "empty", "price-null", "no-price", "empty-list", "junk"],
+)
+def test_coin_without_a_sparkline_has_none(spark):
+    (coin,), skipped = parse_markets([item(0, sparkline_in_7d=spark)])
+    assert (coin.sparkline_7d, skipped) == (None, 0)
+
+
+def test_coin_with_no_sparkline_key_has_none():
+    (coin,), _ = parse_markets([item(0)])
+    assert coin.sparkline_7d is None
+
+
 def test_nan_inf_and_huge_numbers():
     text = (
         '[{"id": "x", "name": "X", "current_price": "NaN", "total_volume": 1e999,'
