@@ -7,6 +7,11 @@ different ``subnetwork`` params; the subnetwork is in the metric name (``hotspot
 ``hotspots_mobile_total``). Endpoints are parsed and stored independently, so no
 ``hotspots_total`` is derived across the two: a sum of a fresh and a stale count would be neither.
 A failed subnetwork is reported as ``/v2/hotspots/pagination-metadata?subnetwork=<name>``.
+
+``totalItems: 0`` is a placeholder: both subnetworks have had registered hotspots since launch
+and registrations are never removed from the count, so 0 means the entity API has not indexed
+them (not "no hotspots"). It stores nothing (the last good count stays) and is no error; a
+missing or non-integer ``totalItems`` is a ``schema`` error.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ def parse_pagination(body: Any, endpoint: str, *, subnetwork: str) -> Parsed:
             ErrorKind.SCHEMA, f"{endpoint}: no totalItems count for {subnetwork} (schema changed?)"
         )
     out: list[NetworkMetric] = []
-    metric(NETWORK, metric_name(subnetwork), total, "count", endpoint, out)
+    if total > 0:  # 0 is the not-indexed placeholder: missing, never a count of 0
+        metric(NETWORK, metric_name(subnetwork), total, "count", endpoint, out)
     return out, []
 
 

@@ -673,6 +673,55 @@ def test_akash_gpu_prices_shape_errors(body):
 DASH = akash.DASHBOARD
 
 
+def test_akash_gpu_for_a_provider_without_gpus_is_a_real_zero():
+    """``/v1/gpu?provider=`` of a CPU-only provider: no details, totals 0 (not placeholders)."""
+    body = {"gpus": {"total": {"allocatable": 0, "allocated": 0}, "details": {}}}
+    assert only_metrics(akash.parse_gpu(body, akash.GPU)) == {
+        "gpus_allocated": (0, "count"),
+        "gpus_allocatable": (0, "count"),
+    }
+
+
+def test_akash_network_capacity_without_gpus_has_no_utilization():
+    body = {
+        "activeProviderCount": 3,
+        "resources": {"cpu": {"active": 2000, "total": 8000}, "gpu": {"active": 0, "total": 0}},
+    }
+    got = only_metrics(akash.parse_network_capacity(body, CAPACITY))
+    assert (got["gpus_active"], got["gpus_total"]) == ((0, "count"), (0, "count"))
+    assert "gpu_utilization_pct" not in got  # 0 of 0 is no percentage
+
+
+def test_akash_gpu_prices_model_no_provider_offers_now_is_a_row_with_zero_available():
+    """A model whose providers are all gone: still listed, 0 available, no bids so no price."""
+    body = {
+        "availability": {"total": 0, "available": 0},
+        "models": [
+            {
+                "vendor": "nvidia",
+                "model": "rtx3060",
+                "ram": "12Gi",
+                "interface": "PCIe",
+                "availability": {"total": 0, "available": 0},
+                "providerAvailability": {"total": 0, "available": 0, "providers": []},
+                "price": None,
+            }
+        ],
+    }
+    [model] = akash.parse_gpu_prices(body, akash.GPU_PRICES)[1]
+    assert (model.model, model.total, model.available, model.price_usd_gpu_hour) == (
+        "nvidia rtx3060",
+        0,
+        0,
+        None,
+    )
+
+
+def test_akash_gpu_prices_without_any_model_is_no_rows():
+    body = {"availability": {"total": 0, "available": 0}, "models": []}
+    assert akash.parse_gpu_prices(body, akash.GPU_PRICES) == ([], [])
+
+
 def test_akash_dashboard_leases_and_daily_spend():
     assert only_metrics(akash.parse_dashboard(load("akash_dashboard-data.written.json"), DASH)) == {
         "leases_active": (1423, "count"),
@@ -760,6 +809,41 @@ def test_filecoin_overview_renamed_fields_are_a_schema_error(body):
     schema_error(filecoin.parse_overview, body, "/overview")
 
 
+@pytest.mark.parametrize(
+    ("key", "metric"),
+    [
+        ("activeMiners", "miners_active"),
+        ("totalRawBytePower", "power_raw_bytes"),
+        ("totalQualityAdjPower", "power_qa_bytes"),
+        ("price", "price_usd"),
+        ("height", "height"),
+    ],
+)
+@pytest.mark.parametrize("zero", [0, "0", 0.0])
+def test_filecoin_overview_zero_is_a_not_published_placeholder(key, metric, zero):
+    """Mainnet always has miners, power, a height and a price: Filfox's 0 means missing."""
+    body = {**load("filecoin_overview.written.json"), key: zero}
+    got = only_metrics(filecoin.parse_overview(body, "/overview"))
+    assert metric not in got
+    assert len(got) == 4
+
+
+def test_filecoin_overview_only_placeholders_stores_nothing_without_an_error():
+    body = {"height": 0, "activeMiners": 0, "totalRawBytePower": "0", "price": 0, "accounts": 9}
+    assert filecoin.parse_overview(body, "/overview") == ([], [])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"activeMiners": {"n": 1}, "height": [1], "price": "n/a"},  # types changed
+        {"activeMiners": -1, "height": "soon"},
+    ],
+)
+def test_filecoin_overview_figures_of_the_wrong_type_are_a_schema_error(body):
+    schema_error(filecoin.parse_overview, body, "/overview")
+
+
 # -- Helium pagination metadata ------------------------------------------------------------------
 
 PAGINATION = helium.PAGINATION
@@ -793,6 +877,20 @@ def test_helium_bad_subnetwork_envelope_is_http_4xx():
 )
 def test_helium_missing_total_is_a_schema_error(body):
     schema_error(helium.parse_pagination, body, PAGINATION, subnetwork="mobile")
+
+
+@pytest.mark.parametrize("total", [0, "0", 0.0])
+@pytest.mark.parametrize("sub", ["iot", "mobile"])
+def test_helium_zero_total_is_a_not_indexed_placeholder(total, sub):
+    """Registered hotspots never drop to 0: totalItems 0 stores nothing, and is no error."""
+    body = {"pageSize": 10000, "totalItems": total, "totalPages": 0}
+    assert helium.parse_pagination(body, PAGINATION, subnetwork=sub) == ([], [])
+
+
+@pytest.mark.parametrize("total", [-3, "many", True, {"n": 5}])
+def test_helium_total_of_the_wrong_type_is_a_schema_error(total):
+    body = {"pageSize": 10000, "totalItems": total, "totalPages": 1}
+    schema_error(helium.parse_pagination, body, PAGINATION, subnetwork="iot")
 
 
 # -- fetch through httpx.MockTransport -----------------------------------------------------------
