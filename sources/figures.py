@@ -1,4 +1,4 @@
-"""The per-node figures a fleet sample carries: plain names, no pydantic.
+"""The per-node figures a fleet sample carries, and what they leave out: plain names, no pydantic.
 
 The cache's readers (and so the first frame of the TUI) need only these names, not the models.
 """
@@ -20,3 +20,17 @@ NODE_VALUE_FIELDS = (
     "gpu_mem_pct",
 )
 """The per-node figures, in the order of the cache columns and the fleet export."""
+
+VIRTUAL_NET_DEVICES = (
+    "lo|veth.*|eni.*|cali.*|cni.*|flannel.*|docker.*|br-.*|virbr.*|cilium_.*|lxc.*"
+    "|vxlan.*|tunl.*|kube-ipvs.*|nodelocaldns|ifb.*"
+)
+"""Network devices that ``net_rx_bps``/``net_tx_bps`` do not count, as one regex.
+
+Loopback and the virtual devices of containers and Kubernetes (pod veths: ``veth*``, AWS VPC
+CNI ``eni*``, Calico ``cali*``, ``cni0``, ``flannel.1``, ``docker0``/``br-*``/``virbr*`` bridges,
+Cilium ``lxc*``/``cilium_*``, overlay tunnels, kube-proxy's ``kube-ipvs0``, ``ifb*`` mirrors): their
+bytes also cross a physical interface, so counting them would add the same traffic twice.
+The pattern is meant fully anchored and uses no backslash, so it means the same in Python's
+``re.fullmatch`` and in a PromQL matcher (``device!~"..."``, anchored by Prometheus).
+"""

@@ -5,21 +5,29 @@ nvidia_gpu_exporter body (reference/apis.md §6.1-6.4). Figures that the body do
 None, never 0; so are NaN and ±Inf. Rates come from counters: this scrape's totals against the
 ``counters`` the previous scrape returned, and a counter that went backwards (a reboot, an
 exporter restart) gives None for that scrape rather than a guess.
+
+Real GPU bodies carry values that are not readings: DCGM's "blank" codes for a field the GPU
+cannot report (2^63 - 14 and its neighbours, or 2^31 - 16 ...) and the odd 2^32 - 1. Each GPU
+figure has a documented plausible range (``_GPU_RANGES``) and DCGM's blank codes are refused by
+name, so such a value is missing for that GPU and never averaged or summed into the node.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from sources.exposition import Sample
+from sources.figures import VIRTUAL_NET_DEVICES
 
 __all__ = ["gpu_values", "node_values"]
 
 # Filesystems that are not the machine's disk (container layers, RAM, snap images, namespaces).
 _SKIP_FSTYPES = frozenset({"tmpfs", "overlay", "squashfs", "nsfs"})
-_LOOPBACK = "lo"
+# Loopback and pod/container interfaces: their traffic also crosses a physical one.
+_VIRTUAL_NET = re.compile(VIRTUAL_NET_DEVICES)
 _NODE_GAUGES = frozenset(
     {
         "node_memory_MemAvailable_bytes",
@@ -94,7 +102,8 @@ def node_values(
         ``cpu_pct`` (0-100 across all cores: 1 - Δidle/Δall of ``node_cpu_seconds_total``),
         ``mem_pct`` (1 - MemAvailable/MemTotal), ``disk_pct`` (the ``/`` filesystem:
         1 - avail/size), ``load1``, ``uptime_s``, ``net_rx_bps`` and ``net_tx_bps`` (bytes per
-        second summed over devices other than ``lo``), each None when it cannot be known, and
+        second summed over the devices that ``VIRTUAL_NET_DEVICES`` does not match: no ``lo``,
+        no pod veths), each None when it cannot be known, and
         ``counters``: the totals to pass back as ``previous`` next time (only those present).
     """
     gauges: dict[str, float] = {}
@@ -109,10 +118,10 @@ def node_values(
             if labels.get("mode") == "idle":
                 cpu_idle.append(value)
         elif name == "node_network_receive_bytes_total":
-            if labels.get("device") != _LOOPBACK:
+            if _VIRTUAL_NET.fullmatch(labels.get("device", "")) is None:
                 net_rx.append(value)
         elif name == "node_network_transmit_bytes_total":
-            if labels.get("device") != _LOOPBACK:
+            if _VIRTUAL_NET.fullmatch(labels.get("device", "")) is None:
                 net_tx.append(value)
         elif name in ("node_filesystem_size_bytes", "node_filesystem_avail_bytes"):
             if labels.get("mountpoint") == "/" and labels.get("fstype") not in _SKIP_FSTYPES:
@@ -239,6 +248,48 @@ _SMI_FIELDS = {
     "nvidia_smi_memory_total_bytes": "smi_total",
 }
 _SMI_RATIOS = frozenset({"nvidia_smi_utilization_gpu_ratio"})
+# Figures read per memory slice: dcgm-exporter on a MIG-partitioned GPU writes one series per
+# GPU instance under the GPU's UUID, each with that instance's share of the memory.
+_MEMORY_FIELDS = frozenset(
+    {"dcgm_used", "dcgm_free", "dcgm_reserved", "dcgm_total", "smi_used", "smi_free", "smi_total"}
+)
+_INSTANCE_LABEL = "gpu_i_id"  # dcgm-exporter's GPU_I_ID, folded
+_WHOLE_GPU = ""
+
+# Plausible range of each per-GPU figure, after unit conversion (util in %); a value outside is
+# a sentinel or a glitch and is missing for that GPU. Util is 0-100 by definition. Temperature:
+# GPUs throttle near 90 and shut down near 110 °C, so -40..150 °C holds any real reading.
+# Power: the largest GPU module draws under 3 kW, so 0..5000 W. Memory: the largest GPU has
+# under 300 GB, so 0..16 TiB (dcgm counts MiB, nvidia_smi bytes).
+_MAX_GPU_MEMORY_MIB = 16.0 * 2**20
+_GPU_RANGES: dict[str, tuple[float, float]] = {
+    "util": (0.0, 100.0),
+    "temp": (-40.0, 150.0),
+    "power": (0.0, 5000.0),
+    "power_instant": (0.0, 5000.0),
+    "power_average": (0.0, 5000.0),
+    **dict.fromkeys(
+        ("dcgm_used", "dcgm_free", "dcgm_reserved", "dcgm_total"), (0.0, _MAX_GPU_MEMORY_MIB)
+    ),
+    **dict.fromkeys(("smi_used", "smi_free", "smi_total"), (0.0, _MAX_GPU_MEMORY_MIB * 2**20)),
+}
+# DCGM's "no value" codes (dcgm_structs.h): DCGM_INT32_BLANK 0x7ffffff0 and NOT_FOUND,
+# NOT_SUPPORTED, NOT_PERMISSIONED after it; DCGM_INT64_BLANK 0x7ffffffffffffff0 (and +1..+3,
+# e.g. 9223372036854775794); DCGM_FP64_BLANK 2^47 (and +1..+3). Every int64 code parses to the
+# float 2^63, above 2^47, so one bound catches the 64-bit ones. Refused even where a range
+# would already catch them, so a wider range cannot let them through.
+_DCGM_INT32_BLANKS = frozenset(float(0x7FFFFFF0 + step) for step in range(4))
+_DCGM_FP64_BLANK = 140737488355328.0
+
+
+def _plausible(field: str, value: float, dcgm: bool) -> bool:
+    """Whether ``value`` can be a reading of ``field`` (not NaN, ±Inf, a sentinel or a glitch)."""
+    if dcgm and (value in _DCGM_INT32_BLANKS or value >= _DCGM_FP64_BLANK):
+        return False
+    low, high = _GPU_RANGES[field]
+    return low <= value <= high  # False for NaN too
+
+
 _NO_GPU: dict[str, Any] = {
     "gpus": None,
     "gpu_util_pct": None,
@@ -248,23 +299,24 @@ _NO_GPU: dict[str, Any] = {
 }
 
 
-def _gpu_id(labels: dict[str, str], dcgm: bool) -> str | None:
-    """A GPU's identity across both exporters: its UUID without ``GPU-``, lower case.
+def _gpu_id(folded: dict[str, str], dcgm: bool) -> str | None:
+    """A physical GPU's identity across both exporters: its UUID without ``GPU-``, lower case.
 
-    Label names are matched case-insensitively (dcgm-exporter writes ``UUID``, ``Hostname`` or
-    ``hostname`` depending on the release). Without a UUID, dcgm's ``gpu`` index or ``device``
-    name stands in; an nvidia_smi series without ``uuid`` is not about one GPU.
+    ``folded`` is the label set with lower-case names (dcgm-exporter writes ``UUID``,
+    ``Hostname`` or ``hostname`` depending on the release). Without a UUID, dcgm's ``gpu`` index
+    and ``device`` name together stand in. The GPU instances of a MIG GPU share its UUID, so
+    they are one GPU here. A series with none of these labels is not about one GPU (an
+    nvidia_smi series without ``uuid`` is about the exporter), so it is left out, not refused.
     """
-    folded = {key.lower(): value for key, value in labels.items()}
     uuid = folded.get("uuid", "").strip().lower()
     if uuid:
         return uuid[4:] if uuid.startswith("gpu-") else uuid
     if not dcgm:
         return None
-    if folded.get("gpu"):
-        return "index:" + folded["gpu"]
-    if folded.get("device"):
-        return "device:" + folded["device"]
+    index = folded.get("gpu", "")
+    device = folded.get("device", "")
+    if index or device:
+        return f"gpu={index};device={device}"
     return None
 
 
@@ -275,12 +327,20 @@ def gpu_values(samples: list[Sample]) -> dict[str, Any]:
     collection failed and so removed them) gives None for every figure, not 0. So does
     ``nvidia_smi_last_collect_success 0``: whatever series remain are not current.
 
+    A GPU is counted from any of its series, so a MIG GPU without a utilization series still
+    counts; its utilization is then missing. Memory of the instances of a MIG GPU (dcgm's
+    ``GPU_I_ID``) is summed per GPU, unless a series for the whole GPU is there too. Other
+    figures are the GPU's own and repeat on each instance, so the first is kept. A value
+    outside its plausible range, or a DCGM blank code, is missing for that GPU.
+
     Returns:
-        ``gpus`` (distinct GPUs), ``gpu_util_pct`` (mean), ``gpu_temp_c`` (highest),
+        ``gpus`` (distinct physical GPUs), ``gpu_util_pct`` (mean), ``gpu_temp_c`` (highest),
         ``gpu_power_w`` (sum), ``gpu_mem_pct`` (used of total memory, over the GPUs that
         report both), each None when unknown.
     """
     per_gpu: dict[str, dict[str, float]] = {}
+    # GPU -> memory figure -> instance id (_WHOLE_GPU without one) -> value.
+    memory_parts: dict[str, dict[str, dict[str, float]]] = {}
     collect_failed = False
     for name, labels, value in samples:
         if name.startswith(_DCGM_PREFIX):
@@ -294,15 +354,36 @@ def gpu_values(samples: list[Sample]) -> dict[str, Any]:
             field = _SMI_FIELDS.get(name)
         else:
             continue
-        gpu = _gpu_id(labels, dcgm)
+        folded = {key.lower(): item for key, item in labels.items()}
+        gpu = _gpu_id(folded, dcgm)
         if gpu is None:
             continue
         figures = per_gpu.setdefault(gpu, {})
-        if field is not None and math.isfinite(value):
-            figures.setdefault(field, value * 100.0 if name in _SMI_RATIOS else value)
+        if field is None:
+            continue
+        if name in _SMI_RATIOS:
+            value *= 100.0
+        plausible = _plausible(field, value, dcgm)
+        if field in _MEMORY_FIELDS:
+            # The first series of each instance wins: with Kubernetes pod mapping the same
+            # GPU (or instance) can be listed once per pod. An instance without a reading
+            # (NaN) leaves the GPU's figure missing rather than a partial sum.
+            parts = memory_parts.setdefault(gpu, {}).setdefault(field, {})
+            parts.setdefault(
+                folded.get(_INSTANCE_LABEL, _WHOLE_GPU), value if plausible else math.nan
+            )
+        elif plausible:
+            figures.setdefault(field, value)
 
     if not per_gpu or collect_failed:
         return dict(_NO_GPU)
+
+    for gpu, fields in memory_parts.items():
+        for field, parts in fields.items():
+            whole = parts.get(_WHOLE_GPU)
+            total = whole if whole is not None else sum(parts.values())
+            if not math.isnan(total):
+                per_gpu[gpu][field] = total
 
     utils: list[float] = []
     temps: list[float] = []

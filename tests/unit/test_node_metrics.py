@@ -75,7 +75,7 @@ def test_first_scrape(first):
             + 45.97
             + 133.76
         ),
-        "net_rx_bytes": 6.9953392e07,  # eth0 + ifb0 + ifb1 (no lo in this body)
+        "net_rx_bytes": 6.9953392e07,  # eth0 alone: ifb0/ifb1 (0 bytes) are virtual, no lo here
         "net_tx_bytes": 191311.0,
     }
 
