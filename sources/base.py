@@ -61,6 +61,8 @@ class HttpPolicy:
 
 
 Sleep = Callable[[float], Awaitable[None]]
+Decoder = Callable[[bytes | bytearray], Any]
+"""Turns a response body into a value; raises SourceError when the body is not what it must be."""
 
 
 def make_client(
@@ -204,8 +206,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return min(max((when - current).total_seconds(), 0.0), RETRY_AFTER_CAP)
 
 
-async def _read_capped(response: httpx.Response, cap: int) -> bytes:
-    """Read the raw stream and decompress it ourselves, never holding more than ``cap`` bytes."""
+async def _read_capped(response: httpx.Response, cap: int) -> bytes | bytearray:
+    """Read the raw stream and decompress it ourselves, never holding more than ``cap`` bytes.
+
+    The body grows in one bytearray: a large answer (a PromQL vector of 100,000 series is tens of
+    MB) is never held twice, as a list of chunks and their join would be.
+    """
     encoding = response.headers.get("content-encoding", "").lower().strip()
     decoder = None
     if encoding in ("gzip", "x-gzip", "deflate"):
@@ -214,38 +220,39 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes:
         raise SourceError(ErrorKind.PARSE, f"unsupported content-encoding {one_line(encoding)}")
     if response.is_stream_consumed:  # a response built in memory (recorded bodies in tests)
         if len(response.content) > cap:
-            raise SourceError(ErrorKind.TOO_LARGE, f"body larger than {cap // 1024} KiB")
+            raise _too_large(cap)
         return response.content
-    parts: list[bytes] = []
-    size = 0
+    body = bytearray()
     async for chunk in response.aiter_raw():
         if decoder is None:
-            size += len(chunk)
-            if size > cap:
-                raise SourceError(ErrorKind.TOO_LARGE, f"body larger than {cap // 1024} KiB")
-            parts.append(chunk)
+            if len(body) + len(chunk) > cap:
+                raise _too_large(cap)
+            body += chunk
             continue
         data = chunk
         while data:
             try:
-                out = decoder.decompress(data, cap + 1 - size)
+                out = decoder.decompress(data, cap + 1 - len(body))
             except zlib.error as exc:
                 raise SourceError(ErrorKind.TRUNCATED, "compressed body is corrupt") from exc
-            size += len(out)
-            if size > cap:
-                raise SourceError(ErrorKind.TOO_LARGE, f"body larger than {cap // 1024} KiB")
-            parts.append(out)
+            if len(body) + len(out) > cap:
+                raise _too_large(cap)
+            body += out
             data = decoder.unconsumed_tail
     if decoder is not None:
         try:
             tail = decoder.flush()
         except zlib.error as exc:
             raise SourceError(ErrorKind.TRUNCATED, "compressed body is corrupt") from exc
-        size += len(tail)
-        if size > cap:
-            raise SourceError(ErrorKind.TOO_LARGE, f"body larger than {cap // 1024} KiB")
-        parts.append(tail)
-    return b"".join(parts)
+        if len(body) + len(tail) > cap:
+            raise _too_large(cap)
+        body += tail
+    return body
+
+
+def _too_large(cap: int) -> SourceError:
+    size = f"{cap // (1024 * 1024)} MiB" if cap >= 16 * 1024 * 1024 else f"{cap // 1024} KiB"
+    return SourceError(ErrorKind.TOO_LARGE, f"body larger than {size}")
 
 
 _SENSITIVE_PARAM = re.compile(r"(?i)key|token|secret|auth|sig|pass|session|jwt")
@@ -280,7 +287,7 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def _error_message(body: bytes, secrets: Iterable[str] = ()) -> str | None:
+def _error_message(body: bytes | bytearray, secrets: Iterable[str] = ()) -> str | None:
     """A provider's own error text, if the body carries one (CoinGecko, generic shapes).
 
     Any credential the request carried is redacted before the text is cut to one short line, so
@@ -311,7 +318,11 @@ def _error_message(body: bytes, secrets: Iterable[str] = ()) -> str | None:
 
 
 def _classify(
-    status: int, body: bytes, retry_after: float | None, host: str, secrets: Iterable[str] = ()
+    status: int,
+    body: bytes | bytearray,
+    retry_after: float | None,
+    host: str,
+    secrets: Iterable[str] = (),
 ) -> SourceError:
     detail = _error_message(body, secrets)
     suffix = f": {detail}" if detail else ""
@@ -332,7 +343,7 @@ def _classify(
     )
 
 
-def decode_json(body: bytes) -> Any:
+def decode_json(body: bytes | bytearray) -> Any:
     """Parse JSON, mapping every failure (including deep nesting) to a SourceError."""
     if not body.strip():
         raise SourceError(ErrorKind.EMPTY, "empty body")
@@ -387,6 +398,7 @@ async def get_json(
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
     budget: RequestBudget | BudgetChain | None = None,
+    decode: Decoder = decode_json,
 ) -> Any:
     """GET ``url`` and return its JSON body, within the policy's deadline, cap and attempts.
 
@@ -399,6 +411,8 @@ async def get_json(
         sleep: how to wait between attempts (injectable for tests).
         rng: the jitter source (injectable for tests).
         budget: the source's request budget, taken before every attempt.
+        decode: turns the body into the result; raises SourceError when it cannot. The default
+            builds Python objects; a source reading very large bodies passes a typed decoder.
 
     Returns:
         The decoded JSON body.
@@ -418,7 +432,9 @@ async def get_json(
                 if budget is not None:
                     await budget.acquire(policy.deadline - (time.monotonic() - started))
                 try:
-                    return await _attempt(client, url, params, headers, policy, host, secrets)
+                    return await _attempt(
+                        client, url, params, headers, policy, host, secrets, decode
+                    )
                 except SourceError as error:
                     retryable = error.kind in (
                         ErrorKind.CONNECT,
@@ -504,7 +520,7 @@ async def _fetch(
     policy: HttpPolicy,
     host: str,
     secrets: Iterable[str] = (),
-) -> tuple[int, str, bytes]:
+) -> tuple[int, str, bytes | bytearray]:
     """One GET: (status, content type, capped body), or a SourceError for any failure."""
     try:
         async with client.stream("GET", url, params=params, headers=headers) as response:
@@ -533,6 +549,7 @@ async def _attempt(
     policy: HttpPolicy,
     host: str,
     secrets: Iterable[str] = (),
+    decode: Decoder = decode_json,
 ) -> Any:
     status, content_type, body = await _fetch(client, url, params, headers, policy, host, secrets)
     if "json" not in content_type.lower():
@@ -542,7 +559,7 @@ async def _attempt(
             status=status,
         )
     try:
-        return decode_json(body)
+        return decode(body)
     except SourceError as error:
         error.status = status
         raise

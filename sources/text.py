@@ -51,6 +51,8 @@ def safe_text(value: Any, max_len: int = 256) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) > max_len:
         text = text[:max_len] + ELLIPSIS
+    elif text.isascii() and text.isprintable():
+        return text  # nothing to map (C1, bidi and surrogates are not ASCII): the common case
     text = text.translate(_TABLE)
     if _SURROGATES.search(text):
         text = _SURROGATES.sub("\ufffd", text)
