@@ -11,12 +11,16 @@ import math
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
+
+import msgspec
 
 from cache.db import iso, write_txn
 from sources.figures import NODE_VALUE_FIELDS
 from sources.models import (
     DeviceStatus,
     MarketCoin,
+    NodeColumns,
     NodeSample,
     Reading,
     Reward,
@@ -264,6 +268,8 @@ def _insert_rows(conn: sqlite3.Connection, poll_id: int, reading: Reading | None
             "last_poll_id = excluded.last_poll_id",
             [_node_identity(poll_id, n) for n in reading.nodes],
         )
+    if reading.node_columns:
+        _insert_node_columns(conn, poll_id, reading.node_columns)
     if reading.devices:
         rows = {(d.network, d.device_id): _device_row(poll_id, d) for d in reading.devices}
         conn.executemany(
@@ -278,6 +284,51 @@ def _insert_rows(conn: sqlite3.Connection, poll_id: int, reading: Reading | None
                 for e in reading.errors
             ],
         )
+
+
+_LABELS_JSON = msgspec.json.Encoder(order="sorted")
+
+
+def _insert_node_columns(conn: sqlite3.Connection, poll_id: int, columns: NodeColumns) -> None:
+    """Store a fleet read at scale row by row straight from its columns (see NodeColumns).
+
+    The rows are zipped from the columns as executemany consumes them: 100,000 nodes never
+    exist as 100,000 row tuples at once. The source has sanitised the text and checked the
+    values (NodeColumns' contract); names are passed through safe_text once more, as every
+    stored name is, which costs little for the plain ASCII they nearly always are.
+    """
+    nodes = [safe_text(node) for node in columns.nodes]
+    rows = len(nodes)
+    absent = repeat(None, rows)
+    values = [columns.values.get(name) or repeat(None, rows) for name in NODE_VALUE_FIELDS]
+    conn.executemany(
+        f"INSERT INTO node_samples VALUES ({','.join('?' * (6 + len(NODE_VALUE_FIELDS)))})",
+        zip(
+            repeat(poll_id, rows),
+            nodes,
+            repeat(columns.source_kind, rows),
+            map(int, columns.up),
+            columns.errors,
+            *values,
+            absent,  # counters: a server's figures are rates already
+            strict=True,
+        ),
+    )
+    encode = _LABELS_JSON.encode  # 5x json.dumps; the same JSON, compact, keys sorted
+    conn.executemany(
+        "INSERT INTO nodes VALUES (?,?,?,?,?,?) ON CONFLICT (node, source_kind) DO UPDATE "
+        "SET network = excluded.network, labels = excluded.labels, "
+        "last_poll_id = excluded.last_poll_id",
+        zip(
+            nodes,
+            repeat(columns.source_kind, rows),
+            columns.networks,
+            (encode(labels).decode() for labels in columns.labels),
+            repeat(poll_id, rows),
+            repeat(poll_id, rows),
+            strict=True,
+        ),
+    )
 
 
 def has_rankings(conn: sqlite3.Connection) -> bool:

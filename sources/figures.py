@@ -34,3 +34,13 @@ bytes also cross a physical interface, so counting them would add the same traff
 The pattern is meant fully anchored and uses no backslash, so it means the same in Python's
 ``re.fullmatch`` and in a PromQL matcher (``device!~"..."``, anchored by Prometheus).
 """
+
+# Plausible range of each per-GPU figure (util in %); a value outside is a sentinel or a glitch
+# and is missing for that GPU, in the exporter path and in the PromQL queries alike. Util is
+# 0-100 by definition. Temperature: GPUs throttle near 90 and shut down near 110 °C, so
+# -40..150 °C holds any real reading. Power: the largest GPU module draws under 3 kW, so
+# 0..5000 W. Memory: the largest GPU has under 300 GB, so 0..16 TiB.
+GPU_UTIL_RANGE = (0.0, 100.0)
+GPU_TEMP_RANGE_C = (-40.0, 150.0)
+GPU_POWER_RANGE_W = (0.0, 5000.0)
+GPU_MEMORY_MAX_MIB = 16.0 * 2**20

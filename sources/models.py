@@ -269,6 +269,65 @@ class Reward(BaseModel):
 
 
 @dataclass(frozen=True)
+class NodeColumns:
+    """Many fleet nodes of one poll, column by column: how a fleet read at scale travels.
+
+    A Prometheus server answers for 100,000 nodes at once; as one NodeSample each they would
+    take seconds to validate and hundreds of MB to hold, only to be turned into table rows. The
+    source fills these columns instead (row ``i`` is one node) and the cache stores them by
+    zipping the columns. The source guarantees what NodeSample validation would check: every
+    text sanitised by :func:`~sources.text.safe_text` (names not empty, labels bounded), every
+    value a finite float or None, ``gpus`` whole counts or None. :meth:`samples` gives the
+    same nodes as NodeSamples (validated) for the few readers that want objects.
+
+    Attributes:
+        source_kind: as :attr:`NodeSample.source_kind`, the same for every row.
+        nodes: each node's name.
+        up: whether each node answered.
+        errors: why each down node is down (None for those up).
+        networks: each node's ``network`` label, or None.
+        labels: each node's labels.
+        values: figure name (one of ``sources.figures.NODE_VALUE_FIELDS``) -> that figure of
+            every node; a figure no node has is left out.
+    """
+
+    source_kind: str
+    nodes: list[str]
+    up: list[bool]
+    errors: list[str | None]
+    networks: list[str | None]
+    labels: list[dict[str, str]]
+    values: dict[str, list[float | None]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        rows = len(self.nodes)
+        columns = [self.up, self.errors, self.networks, self.labels, *self.values.values()]
+        if any(len(column) != rows for column in columns):
+            raise ValueError("every column of NodeColumns needs one entry per node")
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def samples(self) -> list[NodeSample]:
+        """Every row as a validated NodeSample, in order."""
+        names = list(self.values)
+        return [
+            NodeSample(
+                node=node,
+                source_kind=self.source_kind,
+                network=network,
+                labels=labels,
+                up=up,
+                error=error,
+                **{name: self.values[name][row] for name in names},
+            )
+            for row, (node, up, error, network, labels) in enumerate(
+                zip(self.nodes, self.up, self.errors, self.networks, self.labels, strict=True)
+            )
+        ]
+
+
+@dataclass(frozen=True)
 class EndpointError:
     """One endpoint of a multi-endpoint source that failed while others succeeded."""
 
@@ -288,6 +347,8 @@ class Reading:
     metrics: list[NetworkMetric] = field(default_factory=list)
     gpu_models: list[GpuModel] = field(default_factory=list)
     nodes: list[NodeSample] = field(default_factory=list)
+    node_columns: NodeColumns | None = None
+    """Fleet nodes read at scale (a PromQL server), beside or instead of ``nodes``."""
     devices: list[DeviceStatus] = field(default_factory=list)
     rewards: list[Reward] = field(default_factory=list)
     errors: list[EndpointError] = field(default_factory=list)
@@ -304,6 +365,7 @@ class Reading:
             + len(self.metrics)
             + len(self.gpu_models)
             + len(self.nodes)
+            + len(self.node_columns or ())
             + len(self.devices)
             + len(self.rewards)
         )

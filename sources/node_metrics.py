@@ -20,7 +20,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from sources.exposition import Sample
-from sources.figures import VIRTUAL_NET_DEVICES
+from sources.figures import (
+    GPU_MEMORY_MAX_MIB,
+    GPU_POWER_RANGE_W,
+    GPU_TEMP_RANGE_C,
+    GPU_UTIL_RANGE,
+    VIRTUAL_NET_DEVICES,
+)
 
 __all__ = ["gpu_values", "node_values"]
 
@@ -256,22 +262,18 @@ _MEMORY_FIELDS = frozenset(
 _INSTANCE_LABEL = "gpu_i_id"  # dcgm-exporter's GPU_I_ID, folded
 _WHOLE_GPU = ""
 
-# Plausible range of each per-GPU figure, after unit conversion (util in %); a value outside is
-# a sentinel or a glitch and is missing for that GPU. Util is 0-100 by definition. Temperature:
-# GPUs throttle near 90 and shut down near 110 °C, so -40..150 °C holds any real reading.
-# Power: the largest GPU module draws under 3 kW, so 0..5000 W. Memory: the largest GPU has
-# under 300 GB, so 0..16 TiB (dcgm counts MiB, nvidia_smi bytes).
-_MAX_GPU_MEMORY_MIB = 16.0 * 2**20
+# Plausible range of each per-GPU figure after unit conversion (sources.figures says why);
+# dcgm counts memory in MiB, nvidia_smi in bytes.
 _GPU_RANGES: dict[str, tuple[float, float]] = {
-    "util": (0.0, 100.0),
-    "temp": (-40.0, 150.0),
-    "power": (0.0, 5000.0),
-    "power_instant": (0.0, 5000.0),
-    "power_average": (0.0, 5000.0),
+    "util": GPU_UTIL_RANGE,
+    "temp": GPU_TEMP_RANGE_C,
+    "power": GPU_POWER_RANGE_W,
+    "power_instant": GPU_POWER_RANGE_W,
+    "power_average": GPU_POWER_RANGE_W,
     **dict.fromkeys(
-        ("dcgm_used", "dcgm_free", "dcgm_reserved", "dcgm_total"), (0.0, _MAX_GPU_MEMORY_MIB)
+        ("dcgm_used", "dcgm_free", "dcgm_reserved", "dcgm_total"), (0.0, GPU_MEMORY_MAX_MIB)
     ),
-    **dict.fromkeys(("smi_used", "smi_free", "smi_total"), (0.0, _MAX_GPU_MEMORY_MIB * 2**20)),
+    **dict.fromkeys(("smi_used", "smi_free", "smi_total"), (0.0, GPU_MEMORY_MAX_MIB * 2**20)),
 }
 # DCGM's "no value" codes (dcgm_structs.h): DCGM_INT32_BLANK 0x7ffffff0 and NOT_FOUND,
 # NOT_SUPPORTED, NOT_PERMISSIONED after it; DCGM_INT64_BLANK 0x7ffffffffffffff0 (and +1..+3,

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from sources.base import make_client
+from sources.figures import VIRTUAL_NET_DEVICES
 from sources.models import ErrorKind, NodeSample, Reading, SourceError
 from sources.promql import (
     DOWN_ERROR,
@@ -126,9 +127,15 @@ async def fails(source: PromqlSource, answers: dict[str, Any]) -> SourceError:
     return info.value
 
 
+def samples(reading: Reading) -> list[NodeSample]:
+    """The nodes of a PromQL reading (it sends them as columns), as NodeSamples."""
+    assert reading.nodes == [] and reading.node_columns is not None
+    return reading.node_columns.samples()
+
+
 def by_node(reading: Reading) -> dict[str, NodeSample]:
-    nodes = {n.node: n for n in reading.nodes}
-    assert len(nodes) == len(reading.nodes), "one sample per instance"
+    nodes = {n.node: n for n in samples(reading)}
+    assert len(nodes) == len(samples(reading)), "one sample per instance"
     return nodes
 
 
@@ -178,7 +185,7 @@ async def test_every_query_joins_into_one_sample_per_instance():
     assert len(server.requests) == len(FLEET)
     for request in server.requests:
         assert request.url.params["timeout"] == "9000ms"
-        assert request.url.params["limit"] == "5000"
+        assert request.url.params["limit"] == "300000"
         assert request.headers["accept"] == "application/json"
 
 
@@ -228,8 +235,8 @@ async def test_an_instance_missing_from_up_is_not_a_node_and_series_without_inst
     )
     answers["cpu_pct"] = per_instance({A: "10", "elsewhere:9100": "50"})
     reading, _ = await run(source(), answers)
-    assert [n.node for n in reading.nodes] == [A]
-    assert reading.nodes[0].cpu_pct == 10.0
+    assert [n.node for n in samples(reading)] == [A]
+    assert samples(reading)[0].cpu_pct == 10.0
     assert reading.skipped == 1
 
 
@@ -240,7 +247,7 @@ async def test_the_same_instance_under_two_jobs_is_down_if_either_job_is_down():
         ({"__name__": "up", "instance": A, "job": "node-again"}, "0"),
     )
     reading, _ = await run(source(), answers)
-    [node] = reading.nodes
+    [node] = samples(reading)
     assert node.up is False and node.labels["job"] == "node"
 
 
@@ -250,7 +257,7 @@ async def test_labels_are_sanitised_and_bounded():
     labels.update({f"l{i:02d}": "v" for i in range(40)})
     answers = {"up": vector((labels, "1"))}
     reading, _ = await run(source(), answers)
-    [node] = reading.nodes
+    [node] = samples(reading)
     assert len(node.labels) == 30 and "__name__" not in node.labels
     for text in [node.node, *node.labels, *node.labels.values()]:
         assert not any(seq in text for seq in FORBIDDEN_SEQUENCES)
@@ -300,7 +307,10 @@ async def test_error_envelope_on_200_fails_that_query_with_its_error_type():
         "disk_pct: bad_data: 1:16: parse error: unclosed left parenthesis"
     )
     assert errors["load1"].kind is ErrorKind.TIMEOUT
-    assert errors["load1"].message == "load1: timeout: query timed out"
+    assert errors["load1"].message == (
+        "load1: timeout: query timed out; the server had 9 s; raise [fleet] timeout "
+        "or narrow the selector of the [[fleet.prometheus]] at prom.test:9090"
+    )
 
 
 async def test_a_400_bad_data_on_up_fails_the_poll_without_retry():
@@ -394,7 +404,7 @@ async def test_warnings_are_kept_going_and_returned_in_the_note():
     reading, _ = await run(source(), answers)
     assert reading.errors == []
     assert reading.note == "partial response: store 10.1.1.1:10901 unreachable; x␛[2Jy"
-    assert reading.nodes[0].cpu_pct == 12.0 and reading.nodes[0].mem_pct == 5.0
+    assert samples(reading)[0].cpu_pct == 12.0 and samples(reading)[0].mem_pct == 5.0
 
 
 async def test_long_warnings_are_truncated():
@@ -409,15 +419,18 @@ async def test_long_warnings_are_truncated():
 async def test_series_over_the_limit_are_dropped_and_noted():
     ups = [({"__name__": "up", "instance": f"10.0.1.{i}:9100"}, "1") for i in range(5)]
     reading, server = await run(source(limit=3), {"up": vector(*ups)})
-    assert [n.node for n in reading.nodes] == ["10.0.1.0:9100", "10.0.1.1:9100", "10.0.1.2:9100"]
-    assert reading.note == "up: 2 series over the limit of 3"
+    assert [n.node for n in samples(reading)] == ["10.0.1.0:9100", "10.0.1.1:9100", "10.0.1.2:9100"]
+    assert reading.note == (
+        "up: 2 series over the limit of 3; raise limit of the [[fleet.prometheus]] at "
+        "prom.test:9090 (0 = all)"
+    )
     assert server.requests[0].url.params["limit"] == "3"
 
 
 async def test_limit_zero_sends_no_limit_and_keeps_everything():
     ups = [({"__name__": "up", "instance": f"10.0.1.{i}:9100"}, "1") for i in range(5)]
     reading, server = await run(source(limit=0), {"up": vector(*ups)})
-    assert len(reading.nodes) == 5 and reading.note is None
+    assert len(samples(reading)) == 5 and reading.note is None
     assert "limit" not in server.requests[0].url.params
 
 
@@ -445,7 +458,7 @@ async def test_503_is_retried_within_the_deadline():
     answers["up"] = [error(503, "timeout", "query timed out in expression evaluation"), UP]
     reading, server = await run(source(timeout=5.0), answers)
     assert server.calls("up") == 2
-    assert len(reading.nodes) == 3 and reading.errors == []
+    assert len(samples(reading)) == 3 and reading.errors == []
 
 
 async def test_every_query_failing_raises_the_up_failure():
@@ -475,7 +488,7 @@ async def test_url_with_path_prefix_and_trailing_slash():
 
     async with make_client(transport=httpx.MockTransport(handler)) as client:
         reading = await src.fetch(client)
-    assert len(reading.nodes) == 3 and set(seen) == {"/prometheus/api/v1/query"}
+    assert len(samples(reading)) == 3 and set(seen) == {"/prometheus/api/v1/query"}
 
 
 # -- selector merging -----------------------------------------------------------------------------
@@ -525,11 +538,25 @@ def test_queries_with_an_empty_selector():
     assert q["load1"] == "max by (instance) (node_load1)"
     assert q["uptime_s"] == "max by (instance) (node_time_seconds - node_boot_time_seconds)"
     assert q["net_rx_bps"] == (
-        'sum by (instance) (rate(node_network_receive_bytes_total{device!="lo"}[5m]))'
+        "sum by (instance) (rate(node_network_receive_bytes_total"
+        f'{{device!~"{VIRTUAL_NET_DEVICES}"}}[5m]))'
     )
+    # sentinels (DCGM blanks, 4294967295 spikes) are filtered out before the mean
     assert q["gpu_util_pct"] == (
-        "avg by (instance) (DCGM_FI_DEV_GPU_UTIL) or "
-        "avg by (instance) (100 * nvidia_smi_utilization_gpu_ratio)"
+        "avg by (instance) ((DCGM_FI_DEV_GPU_UTIL >= 0 <= 100)) or "
+        "avg by (instance) (100 * (nvidia_smi_utilization_gpu_ratio >= 0 <= 1))"
+    )
+    # MIG: GPUs counted from every dcgm family (MIG omits GPU_UTIL), memory summed per GPU
+    assert q["gpus"] == (
+        "count by (instance) (group by (instance, gpu) "
+        '({__name__=~"DCGM_FI_DEV_(GPU_UTIL|GPU_TEMP|POWER_USAGE|FB_USED|FB_FREE)"})) or '
+        "count by (instance) (group by (instance, uuid) (nvidia_smi_gpu_info))"
+    )
+    assert q["gpu_mem_pct"].startswith(
+        "100 * sum by (instance) (max by (instance, gpu) "
+        '((DCGM_FI_DEV_FB_USED{GPU_I_ID=""} >= 0 <= 16777216)) or '
+        "sum by (instance, gpu) (max by (instance, gpu, GPU_I_ID) "
+        '((DCGM_FI_DEV_FB_USED{GPU_I_ID!=""} >= 0 <= 16777216))))'
     )
     assert all("{}" not in query and ",}" not in query for query in q.values())
 
@@ -550,12 +577,20 @@ def test_queries_with_a_job_selector():
         'job="node"}))'
     )
     assert q["gpu_temp_c"] == (
-        'max by (instance) (DCGM_FI_DEV_GPU_TEMP{job="node"}) or '
-        'max by (instance) (nvidia_smi_temperature_gpu{job="node"})'
+        'max by (instance) ((DCGM_FI_DEV_GPU_TEMP{job="node"} >= -40 <= 150)) or '
+        'max by (instance) ((nvidia_smi_temperature_gpu{job="node"} >= -40 <= 150))'
     )
     assert q["gpus"] == (
-        'count by (instance) (group by (instance, gpu) (DCGM_FI_DEV_GPU_UTIL{job="node"})) or '
+        "count by (instance) (group by (instance, gpu) "
+        '({__name__=~"DCGM_FI_DEV_(GPU_UTIL|GPU_TEMP|POWER_USAGE|FB_USED|FB_FREE)",'
+        'job="node"})) or '
         'count by (instance) (group by (instance, uuid) (nvidia_smi_gpu_info{job="node"}))'
+    )
+    assert q["gpu_power_w"] == (
+        "sum by (instance) (max by (instance, gpu) "
+        '((DCGM_FI_DEV_POWER_USAGE{job="node"} >= 0 <= 5000))) or '
+        "sum by (instance) (max by (instance, uuid) "
+        '((nvidia_smi_power_draw_watts{job="node"} >= 0 <= 5000)))'
     )
 
 
@@ -564,7 +599,10 @@ def test_queries_with_extra_labels_merge_into_every_selector():
     inner = sel[1:-1]
     q = build_queries(sel)
     assert q["up"] == f"up{sel}"
-    assert f'node_network_transmit_bytes_total{{device!="lo",{inner}}}' in q["net_tx_bps"]
+    assert (
+        f'node_network_transmit_bytes_total{{device!~"{VIRTUAL_NET_DEVICES}",{inner}}}'
+        in q["net_tx_bps"]
+    )
     # every metric in every query carries the selector exactly once per occurrence
     for name, query in q.items():
         metrics = query.count("{")
@@ -580,6 +618,6 @@ async def test_the_queries_sent_are_the_ones_built():
 
 
 def test_parse_response_is_usable_on_its_own():
-    result = parse_response(json.loads(per_instance({A: "1"}, warnings=["w"])), "x", limit=10)
-    assert result.series == [({"instance": A}, 1.0)] and result.warnings == ["w"]
+    result = parse_response(per_instance({A: "1"}, warnings=["w"]), "x", limit=10)
+    assert (result.instances, result.values, result.warnings) == ([A], [1.0], ["w"])
     assert result.truncated == 0
