@@ -20,6 +20,7 @@ SCRIPTS: list[tuple[str, list[str]]] = [
     ("realistic_cache.py", []),
     ("parse.py", ["parse"]),
     ("poll_1000.py", ["poll_1000_targets"]),
+    ("promql_100k_poll.py", ["promql_100k_poll"]),
     ("fleet_table.py", ["fleet_100k_first_paint", "fleet_100k_sort", "fleet_100k_filter"]),
     ("first_paint.py", ["first_paint"]),
     ("history_query.py", ["node_history_query"]),

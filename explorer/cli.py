@@ -296,6 +296,7 @@ async def _poll(poller: Any, *, once: bool, only: list[str] | None) -> int:
 
 
 def _report(outcomes: list[Any]) -> int:
+    from sources.models import MESSAGE_LEN
     from sources.text import one_line
 
     failed = 0
@@ -303,13 +304,15 @@ def _report(outcomes: list[Any]) -> int:
         if outcome.record is not None and not outcome.record.ok:
             failed += 1
             error = outcome.record.error
-            click.echo(f"{outcome.source}: {error.kind}: {one_line(error.message)}", err=True)
+            click.echo(
+                f"{outcome.source}: {error.kind}: {one_line(error.message, MESSAGE_LEN)}", err=True
+            )
         elif outcome.record is not None and outcome.record.reading.errors:
             failed += 1  # partial: what came back is stored, but not every endpoint answered
             for part in outcome.record.reading.errors:
                 click.echo(
                     f"{outcome.source}: partial: {part.endpoint}: {part.error.kind}: "
-                    f"{one_line(part.error.message)}",
+                    f"{one_line(part.error.message, MESSAGE_LEN)}",
                     err=True,
                 )
         elif outcome.failed:  # held back: rate limited, paused or circuit open

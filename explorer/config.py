@@ -157,6 +157,11 @@ class PrometheusConfig(_Auth):
     url: str = Field(pattern=r"^https?://")
     selector: str = ""
     """A label matcher such as ``{job="node"}``; empty means every instance."""
+    max_body_mb: int = Field(default=192, ge=1, le=4096)
+    """The largest answer read from this server, in MiB after decompression (enough for
+    300,000 series with the labels a dcgm-exporter target carries)."""
+    limit: int = Field(default=300_000, ge=0, le=100_000_000)
+    """The most series read from any one query (0: all); the server is asked for no more."""
 
 
 class LocalConfig(_Section):
@@ -425,6 +430,8 @@ timeout = 10          # per scrape; never more than half the interval
 # url = "http://127.0.0.1:9090"
 # selector = '{job="node"}'
 # bearer_token_env = "PROM_TOKEN"
+# max_body_mb = 192     # largest answer read, MiB decompressed (300,000 nodes fit)
+# limit = 300000        # most series per query (0 = all)
 
 [fleet.local]
 enabled = true        # this machine, with zero config

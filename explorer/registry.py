@@ -174,6 +174,8 @@ def build_sources(config: Config, secrets: Secrets) -> dict[str, tuple[Source, S
                 timeout=scrape_timeout,
                 headers=headers,
                 name=name,
+                limit=server.limit,
+                max_body_mb=server.max_body_mb,
             ),
             SourceSettings(
                 fleet.interval, scrape_timeout, server.ca_file, server.insecure, fleet=True

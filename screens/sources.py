@@ -258,6 +258,11 @@ class SourcesScreen(CacheScreen):
         if row is not None:
             host(self).request_poll(row.runtime.name)
 
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a row: the table takes the key before the screen's binding sees it."""
+        event.stop()
+        self.action_show_error()
+
     def action_show_error(self) -> None:
         """Open the full error text."""
         row = self._selected()

@@ -232,7 +232,8 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes | bytearray:
         data = chunk
         while data:
             try:
-                out = decoder.decompress(data, cap + 1 - len(body))
+                # at most 1 MiB a step: the body alone grows toward the cap, never body + out
+                out = decoder.decompress(data, min(cap + 1 - len(body), _INFLATE_STEP))
             except zlib.error as exc:
                 raise SourceError(ErrorKind.TRUNCATED, "compressed body is corrupt") from exc
             if len(body) + len(out) > cap:
@@ -248,6 +249,9 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes | bytearray:
             raise _too_large(cap)
         body += tail
     return body
+
+
+_INFLATE_STEP = 1024 * 1024
 
 
 def _too_large(cap: int) -> SourceError:

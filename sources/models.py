@@ -123,6 +123,10 @@ class ErrorKind(StrEnum):
     INTERNAL = "internal"
 
 
+MESSAGE_LEN = 500
+"""The longest error message kept (what the cache stores): room for a hint after the cause."""
+
+
 class SourceError(Exception):
     """A failed fetch, described without any secret or raw upstream text.
 
@@ -140,7 +144,7 @@ class SourceError(Exception):
     ) -> None:
         super().__init__(message)
         self.kind = kind
-        self.message = safe_text(message)
+        self.message = safe_text(message, MESSAGE_LEN)
         self.status = status
         self.retry_after = retry_after
 

@@ -549,6 +549,21 @@ def _raw_body(body: bytes | bytearray) -> bytes | bytearray:
     return body
 
 
+def _drop_frames(error: BaseException) -> None:
+    """Let go of the frames a failed query's traceback holds, and so of its body.
+
+    A refused answer can be up to ``max_body_mb``; the frames that read it keep it alive as long
+    as the error does, and the errors of one poll live until it is stored. Only the message,
+    kind and status are kept.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
+
+
 def refusal_hint(error: SourceError, source: PromqlSource) -> str:
     """What narrows or unblocks a query the server refused, or that we refused to read.
 
@@ -564,7 +579,7 @@ def refusal_hint(error: SourceError, source: PromqlSource) -> str:
             "(Prometheus --query.max-samples, VictoriaMetrics -search.maxUniqueTimeseries, "
             "Thanos/Mimir max series per query)"
         )
-    if error.kind is ErrorKind.TIMEOUT:
+    if error.kind is ErrorKind.TIMEOUT or "timed out" in message:
         return (
             f"the server had {source.timeout * 0.9:g} s; raise [fleet] timeout "
             f"or narrow the selector of {where}"
@@ -650,6 +665,7 @@ class PromqlSource:
                 )
                 return await asyncio.to_thread(parse_response, body, name, self.limit, name == "up")
             except SourceError as error:
+                _drop_frames(error)
                 hint = refusal_hint(error, self)
                 message = (
                     error.message
@@ -661,7 +677,7 @@ class PromqlSource:
                     f"{message}; {hint}" if hint else message,
                     status=error.status,
                     retry_after=error.retry_after,
-                ) from error
+                ) from None
 
     async def fetch(self, client: httpx.AsyncClient) -> Reading:
         """Run every query and join them into one NodeSample per instance.
