@@ -227,6 +227,8 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+LABEL_KEYS = "label_keys"
+"""``meta`` key: a JSON list of every label key the fleet's nodes have carried (sorted)."""
 
 
 class CacheError(Exception):

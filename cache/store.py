@@ -15,7 +15,7 @@ from itertools import repeat
 
 import msgspec
 
-from cache.db import iso, write_txn
+from cache.db import LABEL_KEYS, iso, write_txn
 from sources.figures import NODE_VALUE_FIELDS
 from sources.models import (
     DeviceStatus,
@@ -270,6 +270,13 @@ def _insert_rows(conn: sqlite3.Connection, poll_id: int, reading: Reading | None
         )
     if reading.node_columns:
         _insert_node_columns(conn, poll_id, reading.node_columns)
+    if reading.nodes or reading.node_columns:
+        keys: set[str] = set()
+        for labels in (n.labels for n in reading.nodes):
+            keys.update(labels)
+        for labels in reading.node_columns.labels if reading.node_columns else ():
+            keys.update(labels)
+        remember_label_keys(conn, keys)
     if reading.devices:
         rows = {(d.network, d.device_id): _device_row(poll_id, d) for d in reading.devices}
         conn.executemany(
@@ -328,6 +335,27 @@ def _insert_node_columns(conn: sqlite3.Connection, poll_id: int, columns: NodeCo
             repeat(poll_id, rows),
             strict=True,
         ),
+    )
+
+
+def remember_label_keys(conn: sqlite3.Connection, keys: set[str]) -> None:
+    """Add ``keys`` to the label keys the fleet's nodes carry (``meta`` key ``label_keys``).
+
+    The Fleet screen offers every label key for grouping; finding them in 100,000 label sets
+    at each read took most of a second, while the writer has them in hand anyway.
+    """
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (LABEL_KEYS,)).fetchone()
+    try:
+        known = set(json.loads(row[0])) if row else set()
+    except (ValueError, TypeError):
+        known = set()
+    if row is not None and keys <= known:
+        return
+    merged = sorted(known | {safe_text(key, 100) for key in keys})
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (LABEL_KEYS, json.dumps(merged, ensure_ascii=False)),
     )
 
 

@@ -151,3 +151,32 @@ def test_fleet_rows_live_and_as_of_agree_with_latest_fleet(tmp_path: Path) -> No
     assert node_row(conn, "nope", "exporter") is None
     whole = {r[0]: r[4] for r in fleet_rows(conn, whole=True).rows}
     assert whole["c"] == 20 and type(whole["c"]) is int  # what the table shows, as a small int
+
+
+def test_the_writer_keeps_every_label_key_and_an_older_file_finds_them(tmp_path: Path) -> None:
+    import sqlite3
+
+    from cache.fleet import fleet_rows
+
+    db = tmp_path / "c.db"
+    put(db, T0, node("a"))
+    put(
+        db,
+        T0 + timedelta(seconds=15),
+        NodeSample(node="b", source_kind="promql", up=True, labels={"rack": "7", "zone": "z"}),
+    )
+    conn = open_reader(db)
+    keys = fleet_rows(conn).label_keys
+    conn.close()
+    # the union over every poll: the first poll's keys stay after a poll without them
+    assert keys == ["device_id", "network", "rack", "zone"]
+    raw = sqlite3.connect(db)
+    with raw:
+        assert raw.execute("SELECT value FROM meta WHERE key = 'label_keys'").fetchone() == (
+            json.dumps(keys),
+        )
+        raw.execute("DELETE FROM meta WHERE key = 'label_keys'")
+    raw.close()
+    conn = open_reader(db)
+    assert fleet_rows(conn).label_keys == keys  # found in the nodes' labels themselves
+    conn.close()
