@@ -255,7 +255,9 @@ _INFLATE_STEP = 1024 * 1024
 
 
 def _too_large(cap: int) -> SourceError:
-    size = f"{cap // (1024 * 1024)} MiB" if cap >= 16 * 1024 * 1024 else f"{cap // 1024} KiB"
+    mib = 1024 * 1024
+    # in the unit the settings use (max_body_mb), whenever the cap is whole MiB
+    size = f"{cap // mib} MiB" if cap >= mib and cap % mib == 0 else f"{cap // 1024} KiB"
     return SourceError(ErrorKind.TOO_LARGE, f"body larger than {size}")
 
 

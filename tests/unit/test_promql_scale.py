@@ -126,7 +126,7 @@ async def test_a_real_prometheus_3_14_bad_data_error_names_the_query():
         (
             503,
             {"status": "error", "errorType": "timeout", "error": "query timed out in expression"},
-            "the server had 9 s; raise [fleet] timeout or narrow the selector",
+            "raise [fleet] timeout (now 10 s) or narrow the selector",
         ),
         (
             200,
@@ -153,7 +153,7 @@ async def test_an_answer_over_max_body_mb_says_to_raise_it():
     error = {e.endpoint: e.error for e in reading.errors}["mem_pct"]
     assert error.kind is ErrorKind.TOO_LARGE
     assert error.message == (
-        "mem_pct: body larger than 1024 KiB; raise max_body_mb of the [[fleet.prometheus]] at "
+        "mem_pct: body larger than 1 MiB; raise max_body_mb of the [[fleet.prometheus]] at "
         "prom.test:9090 (now 1) or narrow its selector"
     )
 
@@ -369,3 +369,31 @@ async def test_poll_once_says_which_query_was_refused_and_what_narrows_it(tmp_pa
         "--query.max-samples, VictoriaMetrics -search.maxUniqueTimeseries, Thanos/Mimir max "
         "series per query)"
     )
+
+
+async def test_one_deadline_for_the_poll_a_query_queued_too_long_is_not_sent():
+    # every answer takes 0.4 s; 13 queries three at a time need about 2 s, the poll has 1 s
+    import time as clock
+
+    sent: list[str] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.params["query"])
+        await asyncio.sleep(0.4)
+        if request.url.params["query"] == "up":
+            return json_reply(200, json.loads(VECTOR_UP.read_text()))
+        return json_reply(
+            200, {"status": "success", "data": {"resultType": "vector", "result": []}}
+        )
+
+    source = PromqlSource(url=URL, timeout=1.0)
+    started = clock.monotonic()
+    async with make_client(transport=httpx.MockTransport(slow)) as client:
+        reading = await source.fetch(client)
+    elapsed = clock.monotonic() - started
+    assert elapsed < 1.0  # within the poll's timeout, so the poller's cut-off never loses it
+    assert sent[0] == "up" and reading.node_columns is not None  # up goes first and is read
+    unsent = [e for e in reading.errors if "not sent" in e.error.message]
+    assert unsent and len(sent) + len(unsent) == len(source.queries())
+    assert all(e.error.kind is ErrorKind.TIMEOUT for e in unsent)
+    assert "raise [fleet] timeout or narrow the selector" in unsent[0].error.message
