@@ -115,8 +115,9 @@ def parse_markets(body: Any) -> tuple[list[MarketCoin], int]:
         status = body.get("status")
         if isinstance(status, dict) and "error_code" in status:
             code = status.get("error_code")
-            text = one_line(status.get("error_message") or KEY_ERRORS.get(code, ""), 160)
-            kind = ErrorKind.AUTH if code in KEY_ERRORS else ErrorKind.HTTP_4XX
+            known = KEY_ERRORS.get(code) if isinstance(code, int) else None  # a list: unhashable
+            text = one_line(status.get("error_message") or known or "", 160)
+            kind = ErrorKind.AUTH if known is not None else ErrorKind.HTTP_4XX
             if code == 429:
                 kind = ErrorKind.RATE_LIMITED
             raise SourceError(kind, f"CoinGecko error {one_line(code, 12)}: {text}")

@@ -160,6 +160,13 @@ def test_key_error_without_message_explains_itself():
     assert "API key" in info.value.message
 
 
+@pytest.mark.parametrize("code", [[10002], {"a": 1}, "10002", None])
+def test_error_code_of_any_json_type_is_an_http_error(code):
+    with pytest.raises(SourceError) as info:  # a list or an object once raised TypeError
+        parse_markets({"status": {"error_code": code}})
+    assert info.value.kind is ErrorKind.HTTP_4XX
+
+
 def test_error_body_message_is_sanitised():
     hostile = "\x1b]52;c;ZWNobyBwd25lZA==\x07[@click=app.quit]x[/]\nline2"
     with pytest.raises(SourceError) as info:
