@@ -177,6 +177,7 @@ def memory_gb(ram: Any) -> float | None:
 
     GPU memory is sold as "80GB" while it is 80 GiB, so ``Gi`` is counted as GB, as vendors do.
     """
+    number: float | None
     if isinstance(ram, str):
         match = _RAM.match(ram)
         scale = _RAM_SCALE.get(match.group(2).lower()) if match else None

@@ -643,7 +643,7 @@ async def _post_once(
     try:
         async with client.stream("POST", url, content=body, headers=headers) as response:
             status = response.status_code
-            answer = b""
+            answer: bytes | bytearray = b""
             if status >= 400:  # only an error's body says anything; a big one is cut, not fatal
                 try:
                     answer = await _read_capped(response, policy.body_cap)

@@ -171,9 +171,9 @@ def _device_counts(rows: list[tuple[str | None, dict[str, Any]]], kind: str) -> 
             per_row.append(values)
     sums: dict[str, float] = {}
     for state in _STATES:
-        values = [r[state] for r in per_row]
-        if values and all(v is not None for v in values):
-            sums[state] = sum(v for v in values if v is not None)
+        column = [r[state] for r in per_row]
+        if column and all(v is not None for v in column):
+            sums[state] = sum(v for v in column if v is not None)
     return sums
 
 

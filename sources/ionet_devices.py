@@ -210,9 +210,11 @@ def completed_blocks(body: Any, now: datetime) -> list[str]:
         if not isinstance(block, dict) or str(block.get("status", "")).lower() != "completed":
             continue
         block_id = block.get("block_id")
-        start = block_start(block_id) if isinstance(block_id, str) else None
+        if not isinstance(block_id, str):
+            continue
+        start = block_start(block_id)
         if start is not None and now - BLOCK_LOOKBACK <= start <= now:
-            found.append((start, block_id))  # type: ignore[arg-type]
+            found.append((start, block_id))
     return [block_id for _, block_id in sorted(found, reverse=True)]
 
 

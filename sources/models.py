@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sized
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -305,7 +306,8 @@ class NodeColumns:
 
     def __post_init__(self) -> None:
         rows = len(self.nodes)
-        columns = [self.up, self.errors, self.networks, self.labels, *self.values.values()]
+        columns: list[Sized] = [self.up, self.errors, self.networks, self.labels]
+        columns.extend(self.values.values())
         if any(len(column) != rows for column in columns):
             raise ValueError("every column of NodeColumns needs one entry per node")
 

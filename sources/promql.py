@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import GenericAlias
 from typing import Any
 
 import httpx
@@ -320,12 +321,17 @@ class _Instance(msgspec.Struct, gc=False):
     instance: str = ""
 
 
+def _list_of(item: type) -> Any:
+    """``list[item]`` for a type made at run time, which a subscript cannot name statically."""
+    return GenericAlias(list, (item,))
+
+
 def _series_type(point: type, labelled: bool) -> type:
     metric: Any = dict[str, str] if labelled else _Instance
     default: Any = msgspec.field(default_factory=dict if labelled else _Instance)
     return msgspec.defstruct(
         "Series",
-        [("metric", metric, default), ("value", point | None, None)],  # type: ignore[operator]
+        [("metric", metric, default), ("value", point | None, None)],
         gc=False,
     )
 
@@ -353,11 +359,11 @@ _ANY = msgspec.json.Decoder()
 # (labelled?) -> the three ways to read a result, fastest first: the whole list with values as
 # floats; the whole list with values as strings; one item at a time, skipping what does not fit.
 _FAST = {
-    labelled: msgspec.json.Decoder(list[_series_type(_Point, labelled)], strict=False)  # type: ignore[misc]
+    labelled: msgspec.json.Decoder(_list_of(_series_type(_Point, labelled)), strict=False)
     for labelled in (True, False)
 }
 _LENIENT = {
-    labelled: msgspec.json.Decoder(list[_series_type(_AnyPoint, labelled)])  # type: ignore[misc]
+    labelled: msgspec.json.Decoder(_list_of(_series_type(_AnyPoint, labelled)))
     for labelled in (True, False)
 }
 _ONE = {labelled: _series_type(_AnyPoint, labelled) for labelled in (True, False)}
@@ -367,7 +373,7 @@ def _whole_type(labelled: bool) -> type:
     """A success envelope with its vector typed through: the common answer in one pass."""
     data = msgspec.defstruct(
         "VectorData",
-        [("resultType", str), ("result", list[_series_type(_Point, labelled)])],  # type: ignore[misc]
+        [("resultType", str), ("result", _list_of(_series_type(_Point, labelled)))],
         gc=False,
     )
     return msgspec.defstruct(
@@ -377,7 +383,7 @@ def _whole_type(labelled: bool) -> type:
     )
 
 
-_WHOLE = {
+_WHOLE: dict[bool, msgspec.json.Decoder[Any]] = {
     labelled: msgspec.json.Decoder(_whole_type(labelled), strict=False)
     for labelled in (True, False)
 }
@@ -440,7 +446,7 @@ def _series_items(raw: msgspec.Raw, labelled: bool, name: str) -> list[Any]:
     except msgspec.ValidationError as exc:
         raise SourceError(ErrorKind.SCHEMA, f"{name}: vector result is not a list") from exc
     item_type = _ONE[labelled]
-    kept = []
+    kept: list[Any] = []
     for item in raw_items:
         try:
             kept.append(msgspec.json.decode(item, type=item_type))
@@ -736,13 +742,13 @@ class PromqlSource:
             )
         notes: list[str] = []
         for name in names:
-            result = by_name.get(name)
-            if result is None:
+            answer = by_name.get(name)
+            if answer is None:
                 continue
-            notes += [w for w in result.warnings if w not in notes]
-            if result.truncated:
+            notes += [w for w in answer.warnings if w not in notes]
+            if answer.truncated:
                 notes.append(
-                    f"{name}: {result.truncated} series over the limit of {self.limit}; "
+                    f"{name}: {answer.truncated} series over the limit of {self.limit}; "
                     f"raise limit of {self.where()} (0 = all)"
                 )
         return await asyncio.to_thread(_join, up, by_name, errors, notes, queries["up"])
