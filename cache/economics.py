@@ -347,15 +347,15 @@ def economics(
     kind_of: dict[str, str] = {}
     up_of: dict[str, float] = {}
     usage = _usage(conn, since, until, _bound_poll_id(conn, until), max_span)
-    for (node, kind), days in usage.items():
-        up = sum(d[2] for d in days.values())
+    for (node, kind), usage_days in usage.items():
+        up = sum(d[2] for d in usage_days.values())
         if node in kind_of and up_of[node] >= up:
             continue  # seen both ways: keep the kind that saw it up longest
         kind_of[node], up_of[node] = kind, up
     for node, kind in kind_of.items():
         node_days = cells.setdefault(node, {})
-        for day in node_days.values():  # a kind replaced above must not leave its usage
-            day.gpu_s, day.joules, day.watts_missing = None, None, False
+        for cell in node_days.values():  # a kind replaced above must not leave its usage
+            cell.gpu_s, cell.joules, cell.watts_missing = None, None, False
         for day, (gpu_s, joules, _) in usage[(node, kind)].items():
             cell = node_days.setdefault(day, _Cell())
             cell.gpu_s, cell.joules = gpu_s, joules

@@ -12,6 +12,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cache import rollup
 from cache.db import SAMPLE_SOURCE, iso, parse_iso
@@ -295,7 +296,10 @@ def latest_gpu_models(conn: sqlite3.Connection, at: datetime | None = None) -> l
         "ORDER BY g.network, g.price_usd_gpu_hour IS NULL, g.price_usd_gpu_hour DESC, g.model",
         (bound,),
     ).fetchall()
-    return [GpuModelRow(*r[:8], fetched_at=parse_iso(r[8])) for r in rows]
+    return [
+        GpuModelRow(net, model, memory, cards, total, available, price, source, parse_iso(at))
+        for net, model, memory, cards, total, available, price, source, at in rows
+    ]
 
 
 def poll_errors(conn: sqlite3.Connection, poll_id: int) -> list[tuple[str, str, str]]:
@@ -380,7 +384,7 @@ NODE_COLUMNS = (
 
 
 def node_from_row(
-    r: tuple[object, ...],
+    r: tuple[Any, ...],  # SQLite's cells: typed by the schema, not for Python
     labels_of: dict[str, dict[str, str]] | None = None,
     times: dict[str, datetime] | None = None,
 ) -> NodeRow:
@@ -405,11 +409,11 @@ def node_from_row(
     return NodeRow(
         str(r[0]),
         str(r[1]),
-        r[2],  # type: ignore[arg-type]
+        r[2],
         labels,
         bool(r[4]),
-        r[5],  # type: ignore[arg-type]
-        values,  # type: ignore[arg-type]
+        r[5],
+        values,
         fetched,
     )
 

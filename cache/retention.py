@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from cache import rollup
 from cache.db import SAMPLE_SOURCE, iso, parse_iso, write_txn
@@ -104,13 +105,13 @@ class _Writer:
             (key, value),
         )
 
-    def insert_rollups(self, rows: Sequence[Sequence[object]]) -> None:
+    def insert_rollups(self, rows: Sequence[Sequence[Any]]) -> None:  # rows as SQLite gives them
         for start in range(0, len(rows), BATCH_ROWS):
             chunk = rows[start : start + BATCH_ROWS]
             with self.txn() as conn:
                 conn.executemany(rollup.INSERT_ROLLUP, chunk)
             for row in chunk:
-                self.report.rollups_written[int(row[0])] += 1  # type: ignore[call-overload]
+                self.report.rollups_written[int(row[0])] += 1
 
 
 def _ids(polls: Iterable[tuple[int, str, int]]) -> str:
@@ -187,7 +188,7 @@ def _roll_days(w: _Writer, now: datetime, hours_until: str) -> str:
     sql = rollup.rollup_aggregate_sql(
         86400, 3600, "node = ? AND source_kind = ? AND bucket_at >= ? AND bucket_at < ?"
     )
-    pending: list[Sequence[object]] = []
+    pending: list[Sequence[Any]] = []
     for node, kind in _nodes(w.conn):
         pending.extend(w.conn.execute(sql, (node, kind, start, closed)).fetchall())
         if len(pending) >= BATCH_ROWS:

@@ -10,6 +10,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cache.db import iso, parse_iso
 from cache.queries import _bound, _bound_poll_id
@@ -93,17 +94,17 @@ def known_rewards(conn: sqlite3.Connection, since: datetime) -> set[tuple[str, s
     }
 
 
-def _row(r: sqlite3.Row | tuple[object, ...]) -> RewardRow:
+def _row(r: sqlite3.Row | tuple[Any, ...]) -> RewardRow:  # cells typed by the schema
     return RewardRow(
-        node=r[0],  # type: ignore[arg-type]
-        network=r[1],  # type: ignore[arg-type]
-        device_id=r[2],  # type: ignore[arg-type]
-        at=parse_iso(r[3]),  # type: ignore[arg-type]
-        amount=float(r[4]),  # type: ignore[arg-type]
-        token=r[5],  # type: ignore[arg-type]
-        source=r[6],  # type: ignore[arg-type]
-        status=r[7],  # type: ignore[arg-type]
-        fetched_at=parse_iso(r[8]),  # type: ignore[arg-type]
+        node=r[0],
+        network=r[1],
+        device_id=r[2],
+        at=parse_iso(r[3]),
+        amount=float(r[4]),
+        token=r[5],
+        source=r[6],
+        status=r[7],
+        fetched_at=parse_iso(r[8]),
     )
 
 
