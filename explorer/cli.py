@@ -384,6 +384,7 @@ def _export(ctx: click.Context, table: str, fmt: str, globals_: dict[str, Any]) 
     try:
         conn = open_reader(setup.db_path)
         try:
+            keys: tuple[str, ...]
             if table == "rankings":
                 keys = export.RANKINGS_KEYS
                 records = export.rankings_records(queries.latest_rankings(conn, at))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -18,7 +18,7 @@ class ExplorerCommands(Provider):
     def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
         from screens.rankings import COLUMNS, RankingsScreen  # loaded when the palette opens
 
-        app: DepinExplorerApp = self.app  # type: ignore[assignment]
+        app = cast("DepinExplorerApp", self.app)  # the palette provider of this app only
         commands: list[tuple[str, Callable[[], object], str]] = [
             ("go: Overview", partial(app.action_show, "overview"), "Market summary and sources"),
             ("go: Rankings", partial(app.action_show, "rankings"), "DePIN projects ranked"),

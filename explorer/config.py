@@ -183,7 +183,11 @@ class Threshold(_Section):
         return self
 
 
-def _default_thresholds() -> dict[str, Threshold]:
+FleetFigure = Literal["cpu_pct", "mem_pct", "disk_pct", "gpu_util_pct", "gpu_temp_c", "gpu_power_w"]
+"""The figures of the fleet screen that ``[fleet.thresholds]`` may colour."""
+
+
+def _default_thresholds() -> dict[FleetFigure, Threshold]:
     return {
         "cpu_pct": Threshold(warn=85, critical=95),
         "mem_pct": Threshold(warn=85, critical=95),
@@ -195,15 +199,12 @@ def _default_thresholds() -> dict[str, Threshold]:
 class FleetConfig(_Section):
     """``[fleet]``: the operator's own nodes."""
 
-    thresholds: dict[
-        Literal["cpu_pct", "mem_pct", "disk_pct", "gpu_util_pct", "gpu_temp_c", "gpu_power_w"],
-        Threshold,
-    ] = Field(default_factory=_default_thresholds)
+    thresholds: dict[FleetFigure, Threshold] = Field(default_factory=_default_thresholds)
     """Fleet screen colours per figure, e.g. ``gpu_temp_c = { warn = 75, critical = 85 }``."""
 
     @field_validator("thresholds", mode="after")
     @classmethod
-    def _keep_defaults(cls, value: dict[str, Threshold]) -> dict[str, Threshold]:
+    def _keep_defaults(cls, value: dict[FleetFigure, Threshold]) -> dict[FleetFigure, Threshold]:
         return {**_default_thresholds(), **value}  # a table sets some figures, not all
 
     interval: float = Field(default=15.0, ge=1)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
 
 _PATTERNS = [
     re.compile(r"(?i)((?:api[_-]?key|token|secret|authorization|password)=)[^&\s]+"),
@@ -51,14 +51,16 @@ class RedactingFilter(logging.Filter):
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """Creates the log (and each one after a rotation) as 0600: hosts and errors are private."""
 
-    def _open(self) -> TextIO:  # logging's own hook for (re)opening the file
-        return open(  # the handler owns and closes the stream
+    def _open(self) -> io.TextIOWrapper:  # logging's own hook for (re)opening the file
+        stream = open(  # the handler owns and closes the stream
             self.baseFilename,
             self.mode,
             encoding=self.encoding,
             errors=self.errors,
             opener=lambda name, flags: os.open(name, flags, 0o600),
         )
+        assert isinstance(stream, io.TextIOWrapper)  # the handler's modes are text ("a", "w")
+        return stream
 
 
 def setup_logging(path: Path, secrets: Iterable[str] = ()) -> None:
