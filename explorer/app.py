@@ -162,6 +162,11 @@ class DepinExplorerApp(App[None]):
         """The cache file (waits for the config while the app starts)."""
         return self._setup.get().db_path
 
+    @property
+    def starting(self) -> bool:
+        """The config is still being loaded after the first frame."""
+        return self._setup.pending
+
     @cached_property
     def state(self) -> UserState:
         """Watchlist and "last looked", kept per database in the state file."""

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Static
 
 from cache.alerts import ALERT_KEYS, SEVERITY_ORDER, Alert, firing, history
 from cache.queries import PollInfo, latest_good_poll
-from screens.base import CacheScreen
+from screens.base import CacheScreen, ReadContext
 from screens.host import host
 from screens.render import age, missing, text
 from screens.table_export import TableExport
@@ -84,7 +84,7 @@ def _when(moment: datetime) -> str:
     return moment.astimezone().strftime("%m-%d %H:%M")
 
 
-class AlertsScreen(CacheScreen):
+class AlertsScreen(CacheScreen[AlertsData, tuple[str | None, str | None]]):
     """Firing and resolved alerts; filter by state and severity."""
 
     SOURCES = ALL_SOURCES
@@ -148,10 +148,17 @@ class AlertsScreen(CacheScreen):
         if self._data is not None:
             self.render_data(self._data)
 
-    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+    def read_options(self) -> tuple[str | None, str | None]:
+        """The (severity, state) filters."""
+        return self.severity, self.state
+
+    def read(
+        self, conn: sqlite3.Connection, ctx: ReadContext[tuple[str | None, str | None]]
+    ) -> tuple[AlertsData, PollInfo | None]:
         """The alerts that had fired by the moment shown, with the state and severity filters."""
-        at = host(self).at
-        rows = history(conn, at, severity=self.severity, state=self.state, limit=SHOWN)
+        at = ctx.at
+        severity, state = ctx.options
+        rows = history(conn, at, severity=severity, state=state, limit=SHOWN)
         now_firing = firing(conn, at)
         resolved = len(history(conn, at, state="resolved", limit=SHOWN))
         data = AlertsData(ordered(rows), now_firing, resolved)
@@ -173,7 +180,7 @@ class AlertsScreen(CacheScreen):
             out.append(f"   showing {shown}", style="bold")
         return out
 
-    def render_data(self, data: Any) -> None:
+    def render_data(self, data: AlertsData | None) -> None:
         """Fill the table, keeping the cursor on the same row number."""
         data = data or AlertsData([], [], 0)
         self._data = data

@@ -22,7 +22,7 @@ from cache.fleet import fleet_rows
 from cache.queries import PollInfo, latest_good_poll
 from cache.rewards import rewards_by_node
 from cache.text import safe_text
-from screens.base import CacheScreen
+from screens.base import CacheScreen, ReadContext
 from screens.host import host
 from screens.node import NodeScreen
 from screens.render import age, missing
@@ -130,7 +130,16 @@ class FleetData:
     """The label whose values the rows carry in an extra last column, when grouping by it."""
 
 
-class FleetScreen(CacheScreen):
+@dataclass(frozen=True)
+class FleetOptions:
+    """What a Fleet read depends on, frozen on the UI thread."""
+
+    group: str | None
+    stale_after: tuple[tuple[str, float], ...]
+    """(node kind, seconds after which its latest sample is stale)."""
+
+
+class FleetScreen(CacheScreen[FleetData, FleetOptions]):
     """Every node: status, load, GPU figures; sort, filter, group, drill down."""
 
     SOURCES = FLEET_SOURCES
@@ -187,24 +196,33 @@ class FleetScreen(CacheScreen):
         yield StatusLine()
         yield KeysFooter()
 
-    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+    def read_options(self) -> FleetOptions:
+        """The grouping, and after how long each kind of node is stale (twice its interval)."""
+        app = host(self)
+        stale_after = tuple(
+            (kind, 2 * app.source_interval(_poll_name(kind)))
+            for kind in ("exporter", "promql", "local")
+        )
+        return FleetOptions(self.group, stale_after)
+
+    def read(
+        self, conn: sqlite3.Connection, ctx: ReadContext[FleetOptions]
+    ) -> tuple[FleetData, PollInfo | None]:
         """The latest sample of every (source, node), laid out as rows.
 
         Built here in the worker thread from flat tuples (no per-node objects), so a large fleet
         costs the UI thread only the table's own update.
         """
-        app = host(self)
-        now = app.now()
-        group_label = self.group if self.group not in GROUPS else None
-        fleet = fleet_rows(conn, app.at, label=group_label, whole=True)
+        now = ctx.now
+        group = ctx.options.group
+        group_label = group if group not in GROUPS else None
+        fleet = fleet_rows(conn, ctx.at, label=group_label, whole=True)
         rewards = rewards_by_node(conn, now)
-        stale_after = {
-            kind: 2 * app.source_interval(_poll_name(kind))
-            for kind in ("exporter", "promql", "local")
-        }
+        stale_after = dict(ctx.options.stale_after)
         ages: dict[str, float] = {}
         shared: dict[object, object] = {}  # one str object per network / kind, not per row
-        rows, keys = [], []
+        rows: list[tuple[object, ...]] = []
+        keys: list[str] = []
         for (
             node,
             kind,
@@ -251,7 +269,7 @@ class FleetScreen(CacheScreen):
             keys.append(row_key(node, kind))  # type: ignore[arg-type]
         labels = [k for k in fleet.label_keys if k not in GROUPS]
         data = FleetData(rows, keys, labels, group_label)
-        return data, latest_good_poll(conn, FLEET_SOURCES, app.at)
+        return data, latest_good_poll(conn, FLEET_SOURCES, ctx.at)
 
     def render_data(self, data: Any) -> None:
         """Hand rows to the table (only changed lines repaint) and update the summary."""

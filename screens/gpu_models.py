@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from cache.queries import GpuModelRow, PollInfo, latest_good_poll, latest_gpu_models
-from screens.base import CacheScreen
+from screens.base import CacheScreen, ReadContext
 from screens.host import host
 from screens.render import age, integer, missing, text
 from screens.table_export import TableExport
@@ -22,7 +22,7 @@ from screens.widgets.status_line import StatusLine
 GPU_SOURCES = ("ionet", "akash")
 
 
-class GpuModelsScreen(CacheScreen):
+class GpuModelsScreen(CacheScreen[list[GpuModelRow], str | None]):
     """Pushed from Networks with Enter; Escape goes back."""
 
     SOURCES = GPU_SOURCES
@@ -104,16 +104,21 @@ class GpuModelsScreen(CacheScreen):
         ]
         return TableExport(f"gpu-models-{self.network or 'all'}", columns, rows)
 
-    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
-        """The latest catalogue of each network."""
-        models = [
-            m
-            for m in latest_gpu_models(conn, host(self).at)
-            if self.network is None or m.network == self.network
-        ]
-        return models, latest_good_poll(conn, GPU_SOURCES, host(self).at)
+    def read_options(self) -> str | None:
+        """The network shown (None: every network)."""
+        return self.network
 
-    def render_data(self, data: Any) -> None:
+    def read(
+        self, conn: sqlite3.Connection, ctx: ReadContext[str | None]
+    ) -> tuple[list[GpuModelRow], PollInfo | None]:
+        """The latest catalogue of each network."""
+        network = ctx.options
+        models = [
+            m for m in latest_gpu_models(conn, ctx.at) if network is None or m.network == network
+        ]
+        return models, latest_good_poll(conn, GPU_SOURCES, ctx.at)
+
+    def render_data(self, data: list[GpuModelRow] | None) -> None:
         """Fill the table; prices and counts a network does not publish stay "—"."""
         models: list[GpuModelRow] = data or []
         self.models = models

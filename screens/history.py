@@ -27,7 +27,7 @@ from cache.diff import Changes, CoinMove, MetricDelta, NodeChange
 from cache.diff import changes as read_changes
 from cache.queries import MetricValue, PollInfo, latest_good_poll
 from cache.timeparse import EXAMPLES, parse_moment
-from screens.base import CacheScreen
+from screens.base import CacheScreen, ReadContext
 from screens.host import ExplorerHost, host
 from screens.networks import LABELS, NETWORK_SOURCES, format_value
 from screens.render import local_time, missing, pct, text, usd_price
@@ -102,7 +102,17 @@ def _value(m: MetricDelta, value: float) -> str:
     return format_value(MetricValue(m.network, m.metric, value, m.unit, "", m.after_at))
 
 
-class HistoryScreen(CacheScreen):
+def _window(
+    until: datetime, chosen: datetime | None, looked: datetime | None
+) -> tuple[datetime, str]:
+    if chosen is not None:
+        return chosen, "from the time you picked"
+    if looked is not None and looked < until:
+        return looked, "since you last looked"
+    return until - DEFAULT_WINDOW, "over the last 24 h"
+
+
+class HistoryScreen(CacheScreen[HistoryData, tuple[datetime | None, datetime | None]]):
     """What changed between two times; ``s`` picks "from", ``l`` goes back to the last look."""
 
     SOURCES = HISTORY_SOURCES
@@ -167,24 +177,25 @@ class HistoryScreen(CacheScreen):
     # -- the two ends -------------------------------------------------------------------------
     def window(self, until: datetime) -> tuple[datetime, str]:
         """The start for a given end ("to"), and why: picked, the last look, or 24 h before."""
-        if self.chosen is not None:
-            return self.chosen, "from the time you picked"
-        looked = last_looked(host(self))
-        if looked is not None and looked < until:
-            return looked, "since you last looked"
-        return until - DEFAULT_WINDOW, "over the last 24 h"
+        return _window(until, self.chosen, last_looked(host(self)))
 
-    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+    def read_options(self) -> tuple[datetime | None, datetime | None]:
+        """(the "from" the user picked, when they last looked), as they are now."""
+        return self.chosen, last_looked(host(self))
+
+    def read(
+        self, conn: sqlite3.Connection, ctx: ReadContext[tuple[datetime | None, datetime | None]]
+    ) -> tuple[HistoryData, PollInfo | None]:
         """The changes between the two ends, read as of each (runs in a worker thread)."""
-        until = host(self).now()
-        since, reason = self.window(until)
+        until = ctx.now
+        since, reason = _window(until, *ctx.options)
         found = read_changes(conn, since, until) if since < until else None
         return HistoryData(since, until, reason, found), latest_good_poll(
             conn, HISTORY_SOURCES, at=until
         )
 
     # -- drawing ------------------------------------------------------------------------------
-    def render_data(self, data: Any) -> None:
+    def render_data(self, data: HistoryData | None) -> None:
         """Title and the four sections; an empty section says "no change"."""
         self.shown_data = data
         found = data.changes if data else None
@@ -294,8 +305,8 @@ class HistoryScreen(CacheScreen):
                     line.append(f" … {len(coins) - MAX_LINES} more", style="dim")
                 lines.append(line)
         body = Table.grid()
-        for line in lines:
-            body.add_row(line)
+        for part in lines:
+            body.add_row(part)
         self._section("rankings", heading, body)
 
     @staticmethod

@@ -44,6 +44,13 @@ class ExplorerHost(Protocol):
     """Private mode (screen sharing): earnings and balances are hidden on every screen and in
     exports. Flipping it re-renders the current screen; the others re-read when shown."""
 
+    @property
+    def starting(self) -> bool:
+        """The config is still being read (the first frame comes before it).
+
+        What needs it (``db_path``, intervals, thresholds…) waits until it is there.
+        """
+
     def now(self) -> datetime:
         """The moment screens show (UTC): ``at`` when time-travelling, else the clock."""
 

@@ -26,7 +26,7 @@ from cache.queries import (
     latest_metrics,
     metric_history,
 )
-from screens.base import CacheScreen
+from screens.base import CacheScreen, ReadContext
 from screens.gpu_models import GpuModelsScreen
 from screens.host import host
 from screens.render import MISSING, age, sparkline, text
@@ -171,7 +171,7 @@ class NetworkPanel(Static, can_focus=True):
         self.update(grid)
 
 
-class NetworksScreen(CacheScreen):
+class NetworksScreen(CacheScreen[dict[str, NetworkView], None]):
     """All public networks side by side."""
 
     SOURCES = NETWORK_SOURCES
@@ -198,12 +198,14 @@ class NetworksScreen(CacheScreen):
         yield StatusLine()
         yield KeysFooter()
 
-    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+    def read(
+        self, conn: sqlite3.Connection, ctx: ReadContext[None]
+    ) -> tuple[dict[str, NetworkView], PollInfo | None]:
         """Latest figures per network and a 24 h series for each chart."""
         by_network: dict[str, dict[str, MetricValue]] = {}
-        for m in latest_metrics(conn, host(self).at):
+        for m in latest_metrics(conn, ctx.at):
             by_network.setdefault(m.network, {})[m.metric] = m
-        since = host(self).now() - CHART_WINDOW
+        since = ctx.now - CHART_WINDOW
         views = {}
         for network in NETWORKS:
             metrics = by_network.get(network, {})
@@ -222,12 +224,12 @@ class NetworksScreen(CacheScreen):
                 None,
             )
             series = (
-                [v for _, v in metric_history(conn, network, chosen, since, host(self).at)]
+                [v for _, v in metric_history(conn, network, chosen, since, ctx.at)]
                 if chosen
                 else []
             )
             views[network] = NetworkView(network, metrics, chosen, series)
-        return views, latest_good_poll(conn, NETWORK_SOURCES, host(self).at)
+        return views, latest_good_poll(conn, NETWORK_SOURCES, ctx.at)
 
     def render_data(self, data: Any) -> None:
         """Fill each panel."""

@@ -20,7 +20,7 @@ from cache.fleet import node_row
 from cache.queries import NodeRow, PollInfo, latest_good_poll, node_history
 from cache.rewards import DeviceRow, RewardRow, latest_devices, reward_rows
 from cache.text import safe_text
-from screens.base import CacheScreen
+from screens.base import CacheScreen, ReadContext
 from screens.host import host
 from screens.render import age, local_time, text
 from screens.table_export import HIDDEN
@@ -80,7 +80,7 @@ def _amount(value: object, token: object = None, private: bool = False) -> str:
     return (HIDDEN if private else f"{value:,.2f}") + shown
 
 
-class NodeScreen(CacheScreen):
+class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
     """Pushed from Fleet with Enter; ``]`` and ``[`` change the range; Escape goes back."""
 
     SOURCES = ("fleet", "promql", "local")
@@ -135,31 +135,33 @@ class NodeScreen(CacheScreen):
         self.range_index = (self.range_index + step) % len(RANGES)
         self.reload()
 
-    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+    def read_options(self) -> tuple[str, str, int]:
+        """(node, source kind, chart range index)."""
+        return self.node_name, self.source_kind, self.range_index
+
+    def read(
+        self, conn: sqlite3.Connection, ctx: ReadContext[tuple[str, str, int]]
+    ) -> tuple[NodeData, PollInfo | None]:
         """The node's samples over the chosen range."""
-        since = host(self).now() - RANGES[self.range_index][1]
-        node = node_row(conn, self.node_name, self.source_kind, host(self).at)
+        name, kind, range_index = ctx.options
+        since = ctx.now - RANGES[range_index][1]
+        node = node_row(conn, name, kind, ctx.at)
         history = node_history(
-            conn,
-            self.node_name,
-            self.source_kind,
-            since,
-            at=host(self).at,
-            fields=tuple(f for f, _, _ in CHARTS),
+            conn, name, kind, since, at=ctx.at, fields=tuple(f for f, _, _ in CHARTS)
         )
-        device = _device_for(node, latest_devices(conn, host(self).at)) if node else None
+        device = _device_for(node, latest_devices(conn, ctx.at)) if node else None
         rewards = []
         if device is not None:
             rewards = [
                 r
-                for r in reward_rows(conn, at=host(self).now(), since=since)
+                for r in reward_rows(conn, at=ctx.now, since=since)
                 if r.device_id == device.device_id
             ]
         return NodeData(node, history, device, rewards), latest_good_poll(
-            conn, self.SOURCES, host(self).at
+            conn, self.SOURCES, ctx.at
         )
 
-    def render_data(self, data: Any) -> None:
+    def render_data(self, data: NodeData | None) -> None:
         """Title, labels and charts; a figure with fewer than two points is said, not drawn."""
         data = data or NodeData(None, [], None, [])
         history = data.history
@@ -185,7 +187,7 @@ class NodeScreen(CacheScreen):
             labels.append_text(text(node.error, max_len=300))
         self.query_one("#node-labels", Static).update(labels or Text("no labels"))
         for field, label, unit in CHARTS:
-            points = [v[field] for _, v in history if isinstance(v[field], int | float)]
+            points = [float(p) for _, v in history if isinstance(p := v[field], int | float)]
             chart = self.query_one(f"#chart-{field}", Sparkline)
             chart.data = _thin([float(p) for p in points])
             chart.display = len(points) >= 2

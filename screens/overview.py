@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from cache.queries import CoinRow, PollInfo, Rankings, SourceState, latest_rankings, source_states
-from screens.base import CacheScreen
+from screens.base import CacheScreen, ReadContext
 from screens.host import host
 from screens.render import age, local_time, missing, pct, text, usd_compact
 from screens.widgets.keys_footer import KeysFooter
@@ -46,7 +46,7 @@ LOOK_OFFER = 300.0
 """Seconds since the last look before the Overview offers "what changed"."""
 
 
-class OverviewScreen(CacheScreen):
+class OverviewScreen(CacheScreen[OverviewData, None]):
     """Tracked market cap, project count, movers, and the freshness of each source."""
 
     SOURCES = ("coingecko",)
@@ -89,9 +89,11 @@ class OverviewScreen(CacheScreen):
         ):
             sources.add_column(label, width=width)
 
-    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+    def read(
+        self, conn: sqlite3.Connection, ctx: ReadContext[None]
+    ) -> tuple[OverviewData, PollInfo | None]:
         """The rankings snapshot to summarise and every source's state."""
-        at = host(self).at
+        at = ctx.at
         rankings = latest_rankings(conn, at)
         return OverviewData(rankings, source_states(conn, at)), rankings.poll if rankings else None
 

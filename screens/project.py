@@ -15,15 +15,14 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from cache.device_growth import DeviceGrowth, device_growth
 from cache.queries import CoinRow, PollInfo, coin_history, latest_rankings
-from screens.base import CacheScreen
-from screens.host import host
+from screens.base import CacheScreen, ReadContext
 from screens.render import integer, local_time, money, pct, text, usd_price
 from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
 
 
-class ProjectScreen(CacheScreen):
+class ProjectScreen(CacheScreen[Any, None]):
     """Pushed from Rankings with Enter; Escape goes back."""
 
     SOURCES = ("coingecko",)
@@ -67,14 +66,14 @@ class ProjectScreen(CacheScreen):
         table.add_column("field", width=16)
         table.add_column("value", width=36)
 
-    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+    def read(self, conn: sqlite3.Connection, ctx: ReadContext[None]) -> tuple[Any, PollInfo | None]:
         """The project in the latest snapshot, and its price across every stored snapshot."""
-        rankings = latest_rankings(conn, host(self).at)
-        coin = self.coin
+        rankings = latest_rankings(conn, ctx.at)
+        coin = self.coin  # set at construction, never changed: safe to read from the worker
         if rankings:
             coin = next((c for c in rankings.coins if c.coin_id == self.coin.coin_id), coin)
-        history = coin_history(conn, self.coin.coin_id, host(self).at)
-        devices = device_growth(conn, self.coin.coin_id, host(self).at)
+        history = coin_history(conn, self.coin.coin_id, ctx.at)
+        devices = device_growth(conn, self.coin.coin_id, ctx.at)
         return (coin, history, devices), rankings.poll if rankings else None
 
     def render_data(self, data: Any) -> None:

@@ -12,10 +12,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 
 from cache.queries import CoinRow, PollInfo, Rankings, latest_rankings
-from screens.base import CacheScreen
+from screens.base import CacheScreen, ReadContext
 from screens.host import host
 from screens.project import ProjectScreen
 from screens.render import integer, money, pct, sparkline, text
@@ -87,7 +88,7 @@ def matches(coin: CoinRow, needle: str) -> bool:
     return any(needle in (v or "").casefold() for v in (coin.name, coin.symbol, coin.coin_id))
 
 
-class RankingsScreen(CacheScreen):
+class RankingsScreen(CacheScreen[Rankings | None, None]):
     """The DePIN rankings table."""
 
     SOURCES = ("coingecko",)
@@ -160,12 +161,14 @@ class RankingsScreen(CacheScreen):
         for column in COLUMNS:
             table.add_column(Text(column.label), width=column.width, key=column.key)
 
-    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+    def read(
+        self, conn: sqlite3.Connection, ctx: ReadContext[None]
+    ) -> tuple[Rankings | None, PollInfo | None]:
         """The latest rankings snapshot (live over sample)."""
-        rankings = latest_rankings(conn, host(self).at)
+        rankings = latest_rankings(conn, ctx.at)
         return rankings, rankings.poll if rankings else None
 
-    def render_data(self, data: Any) -> None:
+    def render_data(self, data: Rankings | None) -> None:
         """Keep the new snapshot and redraw."""
         self.rankings = data
         self.refresh_table()
@@ -286,7 +289,7 @@ class RankingsScreen(CacheScreen):
         if self.watchlist_only and not starred:
             self.refresh_table()
         else:
-            table.update_cell_at((table.cursor_row, 0), _watch_cell(starred))
+            table.update_cell_at(Coordinate(table.cursor_row, 0), _watch_cell(starred))
 
     def action_watchlist_only(self) -> None:
         """Toggle showing only starred projects."""

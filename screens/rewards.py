@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -19,10 +20,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from cache.economics import MAX_SPAN, Economics, Figures, economics
+from cache.economics import MAX_SPAN, Economics, EconomicsSettings, Figures, economics
 from cache.queries import PollInfo, latest_good_poll
 from cache.text import safe_text
-from screens.base import CacheScreen
+from screens.base import CacheScreen, ReadContext
 from screens.host import host
 from screens.node import NodeScreen
 from screens.render import MISSING, age, local_time, missing, text
@@ -93,7 +94,16 @@ def _row(f: Figures, cols: list[Column]) -> tuple[object, ...]:
     return tuple(values[c.key] for c in cols)
 
 
-class RewardsScreen(CacheScreen):
+@dataclass(frozen=True)
+class RewardsOptions:
+    """What a Rewards read depends on, frozen on the UI thread."""
+
+    period: timedelta
+    settings: EconomicsSettings
+    span: float
+
+
+class RewardsScreen(CacheScreen[Economics, RewardsOptions]):
     """Fleet economics over a period; sortable; Enter opens the node."""
 
     SOURCES = REWARD_SOURCES
@@ -144,16 +154,21 @@ class RewardsScreen(CacheScreen):
         yield StatusLine()
         yield KeysFooter()
 
-    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
-        """The period's economics as of now (or the time-travel moment)."""
+    def read_options(self) -> RewardsOptions:
+        """The period, the economics settings and the longest gap between fleet samples."""
         app = host(self)
         span = max(MAX_SPAN, 2 * app.source_interval("fleet"))
-        found = economics(
-            conn, PERIODS[self.period_index][1], app.economics_settings(), app.now(), span
-        )
-        return found, latest_good_poll(conn, REWARD_SOURCES, app.at)
+        return RewardsOptions(PERIODS[self.period_index][1], app.economics_settings(), span)
 
-    def render_data(self, data: Any) -> None:
+    def read(
+        self, conn: sqlite3.Connection, ctx: ReadContext[RewardsOptions]
+    ) -> tuple[Economics, PollInfo | None]:
+        """The period's economics as of now (or the time-travel moment)."""
+        options = ctx.options
+        found = economics(conn, options.period, options.settings, ctx.now, options.span)
+        return found, latest_good_poll(conn, REWARD_SOURCES, ctx.at)
+
+    def render_data(self, data: Economics | None) -> None:
         """Rows per node (or day), totals per network and for the fleet."""
         self.data = data
         private = host(self).private

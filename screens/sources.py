@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from cache.queries import PollInfo, SourceState, latest_good_poll, poll_errors, source_states
-from screens.base import CacheScreen
+from screens.base import CacheScreen, ReadContext
 from screens.host import SourceRuntime, host
 from screens.render import age, local_time, missing, text
 from screens.table_export import TableExport
@@ -96,7 +96,7 @@ class ErrorDetail(ModalScreen[None]):
         self.dismiss()
 
 
-class SourcesScreen(CacheScreen):
+class SourcesScreen(CacheScreen[list[SourceRow], tuple[SourceRuntime, ...]]):
     """Every configured source and how it is doing."""
 
     SOURCES = ("coingecko", "ionet", "akash", "filecoin", "helium")
@@ -146,19 +146,25 @@ class SourcesScreen(CacheScreen):
         ):
             table.add_column(label, width=width)
 
-    def read(self, conn: sqlite3.Connection) -> tuple[Any, PollInfo | None]:
+    def read_options(self) -> tuple[SourceRuntime, ...]:
+        """Every configured source as the running app knows it (schedule, notes)."""
+        return tuple(host(self).source_runtimes())
+
+    def read(
+        self, conn: sqlite3.Connection, ctx: ReadContext[tuple[SourceRuntime, ...]]
+    ) -> tuple[list[SourceRow], PollInfo | None]:
         """Each configured source, its cache state and its last poll's failed endpoints."""
-        states = {s.source: s for s in source_states(conn, host(self).at)}
+        states = {s.source: s for s in source_states(conn, ctx.at)}
         rows = []
-        for runtime in host(self).source_runtimes():
+        for runtime in ctx.options:
             state = states.get(runtime.name)
             errors = poll_errors(conn, state.last.id) if state else []
             rows.append(SourceRow(runtime, state, errors))
         # freshness of whatever was polled last, the sample and this machine included
         names = tuple(r.runtime.name for r in rows) or self.SOURCES
-        return rows, latest_good_poll(conn, names, host(self).at)
+        return rows, latest_good_poll(conn, names, ctx.at)
 
-    def render_data(self, data: Any) -> None:
+    def render_data(self, data: list[SourceRow] | None) -> None:
         """Fill the table, keeping the cursor on the same source."""
         self.rows = data or []
         app = host(self)
@@ -209,8 +215,9 @@ class SourcesScreen(CacheScreen):
                 notes.append(f"{row.runtime.name}: ", style="bold")
                 notes.append(row.runtime.credential + "\n", style=style)
         box = self.query_one("#sources-notes", Static)
+        notes.rstrip()  # in place: the last note's newline
         box.display = bool(notes)
-        box.update(notes.rstrip() or notes)
+        box.update(notes)
 
     def table_export(self) -> TableExport:
         """Each source's state as shown: times in UTC, the age in seconds."""
