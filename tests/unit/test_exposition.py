@@ -384,11 +384,13 @@ def test_line_limit_in_bytes():
     ids=["20k-labels", "escaped-quotes"],
 )
 def test_pathological_lines_are_refused_by_the_line_cap_quickly(line):
+    # the reason shows the line cap refused it before any pattern ran; the time bound only
+    # catches a runaway (a regex gone super-linear takes minutes), not a loaded machine
     started = time.perf_counter()
     with pytest.raises(ExpositionError) as caught:
         parse_exposition(PREFIX + line + "\n")
-    assert time.perf_counter() - started < 0.1
     assert caught.value.reason == "line_too_long"
+    assert time.perf_counter() - started < 2.0
 
 
 @pytest.mark.parametrize(
