@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -30,13 +31,20 @@ from cache.store import PollRecord, has_rankings, write_poll
 from explorer.alerting import Alerting
 from explorer.config import Config, Secrets
 from explorer.registry import SourceSettings, build_sources
-from sources.base import RETRY_AFTER_DEFAULT, Source, make_client
+from sources.base import (
+    RETRY_AFTER_DEFAULT,
+    CacheInput,
+    Counters,
+    PollContext,
+    Source,
+    make_client,
+)
 from sources.breaker import CircuitBreaker
-from sources.ionet_devices import BLOCK_LOOKBACK, IonetDeviceSource
 from sources.models import ErrorKind, SourceError
-from sources.sample import SampleSource
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 StoredCallback = Callable[[PollRecord, int], None]
 MAX_RATE_BACKOFF = 900.0
@@ -108,7 +116,8 @@ class Poller:
             self.alerting = Alerting(self.config.alerts, self.clock, transport=self.transport)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
         self._lock = WriterLock(self.db_path)
-        self._counters_loaded: set[str] = set()
+        self._previous: dict[str, Counters] = {}
+        """Per source with a ``counter_kind``: read from the cache once, then kept up to date."""
         self._retention_due = time.monotonic() + RETENTION_FIRST_DELAY
         self._conn: sqlite3.Connection | None = None
         self._clients: dict[tuple[str | None, bool], httpx.AsyncClient] = {}
@@ -124,7 +133,7 @@ class Poller:
             self._conn = open_writer(self.db_path, on_notice=self._open_notices.append)
         return self._conn
 
-    async def _run_in_writer(self, func: Callable[[sqlite3.Connection], object]) -> object:
+    async def _run_in_writer(self, func: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: func(self._writer()))
 
@@ -146,7 +155,7 @@ class Poller:
             ).fetchall()
         )
         now = self.clock()
-        for source, retry_at in rows:  # type: ignore[union-attr]
+        for source, retry_at in rows:
             schedule = self.schedules.get(source)
             if schedule is None:
                 continue
@@ -182,44 +191,54 @@ class Poller:
     def _deadline(self, name: str) -> float:
         return self.settings[name].timeout + 1.0
 
-    @staticmethod
-    def _runs_offline(source: Source) -> bool:
-        # Offline means browsing what is cached (perhaps a colleague's copy): only the bundled
-        # sample may be stored, and only into an empty cache; this machine is not sampled.
-        return isinstance(source, SampleSource)
+    async def _context(self, name: str, source: Source) -> PollContext:
+        """Read from the cache what ``source`` declared it needs, as plain values."""
+        kind = source.counter_kind
+        if kind is not None and name not in self._previous:
+            # rates continue from the last stored sample across runs; later polls of this run
+            # hand on their own counters (see poll_source), so the cache is asked once per source
+            self._previous[name] = await self._run_in_writer(
+                lambda conn: previous_counters(conn, kind)
+            )
+        needs = source.needs
+        devices: dict[str, str] = {}
+        rewards: set[tuple[str, str]] = set()
+        if needs:
+            since = self.clock() - source.reward_lookback
+            devices, rewards = await self._run_in_writer(
+                lambda conn: (
+                    fleet_devices(conn) if CacheInput.FLEET_DEVICES in needs else {},
+                    known_rewards(conn, since) if CacheInput.KNOWN_REWARDS in needs else set(),
+                )
+            )
+        return PollContext(
+            clock=self.clock,
+            previous=self._previous.get(name, {}),
+            fleet_devices=devices,
+            known_rewards=rewards,
+        )
 
     # -- polling ----------------------------------------------------------------------------
     async def poll_source(self, name: str) -> Outcome:
         """Run one source now (if allowed) and store its poll."""
         source = self.sources[name]
         schedule = self.schedules[name]
-        if self.offline and not self._runs_offline(source):
+        # Offline means browsing what is cached (perhaps a colleague's copy): only a source that
+        # makes no request and samples nothing of this machine (the bundled sample) may run.
+        if self.offline and not source.runs_offline:
             return Outcome(name, skipped="offline")
         if schedule.paused:
             return Outcome(name, skipped="paused", detail=f"paused: {schedule.paused}")
         if schedule.retry_at and schedule.retry_at > self.clock():
             until = schedule.retry_at.astimezone().strftime("%H:%M:%S")
             return Outcome(name, skipped="rate limited", detail=f"rate limited until {until}")
-        if isinstance(source, SampleSource):
+        if source.stand_in:  # only into a cache without rankings
             if await self._run_in_writer(has_rankings):
                 schedule.next_due = time.monotonic() + schedule.interval
                 return Outcome(name, skipped="not needed")
         elif not schedule.breaker.allow(time.monotonic()):
             return Outcome(name, skipped="circuit open", detail=self.circuit_note(name))
-        kind = getattr(source, "counter_kind", None)
-        if kind is not None and name not in self._counters_loaded:
-            # rates continue from the last stored sample across runs; later polls of this run
-            # hand on their own counters (below), so the cache is asked once per source
-            source.previous = await self._run_in_writer(  # type: ignore[attr-defined]
-                lambda conn: previous_counters(conn, kind)
-            )
-            self._counters_loaded.add(name)
-        if isinstance(source, IonetDeviceSource):  # fleet labels and stored rewards, per run
-            source.clock = self.clock
-            since = self.clock() - BLOCK_LOOKBACK
-            source.fleet_devices, source.known_rewards = await self._run_in_writer(  # type: ignore[misc]
-                lambda conn: (fleet_devices(conn), known_rewards(conn, since))
-            )
+        source.prepare(await self._context(name, source))
         started = self.clock()
         error: SourceError | None = None
         reading = None
@@ -252,7 +271,7 @@ class Poller:
         if self._disk_low():
             return self._pause_writes(name, "less than 64 MiB free on its disk")
         try:
-            poll_id = int(await self._run_in_writer(lambda conn: write_poll(conn, record)))  # type: ignore[call-overload]
+            poll_id = await self._run_in_writer(lambda conn: write_poll(conn, record))
         except sqlite3.Error as exc:  # the poll is lost, never half-written: say so clearly
             if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_FULL:
                 return self._pause_writes(name, "the disk is full")
@@ -260,8 +279,8 @@ class Poller:
         if self.writes_paused is not None:
             self.writes_paused = None
             self._notice(f"writes to {self.db_path} resumed")
-        if kind is not None and reading is not None and error is None:
-            previous = source.previous  # type: ignore[attr-defined]
+        previous = self._previous.get(name)
+        if previous is not None and reading is not None and error is None:
             previous.update({n.node: dict(n.counters) for n in reading.nodes if n.counters})
         if error:
             log.warning("poll %s failed: %s (%s)", name, error.message, error.kind)
@@ -295,8 +314,8 @@ class Poller:
     def _reschedule(self, name: str, error: SourceError | None, now: datetime) -> datetime | None:
         schedule = self.schedules[name]
         jitter = self._rng.uniform(0.9, 1.1)
-        floor = getattr(self.sources[name], "min_interval", None)  # a provider's request budget
-        interval = max(schedule.interval, floor() if floor else 0.0)
+        floor = self.sources[name].min_interval()  # a provider's request budget
+        interval = max(schedule.interval, floor or 0.0)
         schedule.next_due = time.monotonic() + interval * jitter
         schedule.retry_at = None
         if error is None:
@@ -324,9 +343,9 @@ class Poller:
         """One round of every selected source regardless of intervals (the sample first)."""
         names = [n for n in self.sources if only is None or n in set(only)]
         outcomes = []
-        if "sample" in names:
-            outcomes.append(await self.poll_source("sample"))
-            names.remove("sample")
+        for name in [n for n in names if self.sources[n].stand_in]:  # before any real data
+            outcomes.append(await self.poll_source(name))
+            names.remove(name)
         outcomes += await asyncio.gather(*(self.poll_source(n) for n in names))
         return outcomes
 
@@ -338,7 +357,7 @@ class Poller:
             now = time.monotonic()
             for name in names:
                 if name not in running and self.schedules[name].next_due <= now:
-                    if self.offline and not self._runs_offline(self.sources[name]):
+                    if self.offline and not self.sources[name].runs_offline:
                         self.schedules[name].next_due = float("inf")
                         continue
                     running[name] = asyncio.create_task(self.poll_source(name))
@@ -384,7 +403,7 @@ class Poller:
             log.warning("retention failed: %s", exc)
             return None
         log.info("retention: %s", report)
-        return report  # type: ignore[return-value]
+        return report
 
     def circuit_note(self, name: str) -> str | None:
         """``circuit open until HH:MM:SS`` while a source's breaker is open."""

@@ -24,8 +24,9 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 import httpx
@@ -39,15 +40,111 @@ RETRY_AFTER_DEFAULT = 60.0
 USER_AGENT = "depin-explorer"
 
 
+Counters = dict[str, dict[str, float]]
+"""node -> counter name -> total, as stored with a node's previous sample."""
+
+
+class CacheInput(StrEnum):
+    """What a source may ask the poller to read from the cache before each of its polls."""
+
+    FLEET_DEVICES = "fleet_devices"
+    """Fleet nodes labelled with an io.net ``device_id``: device_id -> node name."""
+    KNOWN_REWARDS = "known_rewards"
+    """(device_id, reward source) pairs stored within the source's ``reward_lookback``."""
+
+
+@dataclass(frozen=True)
+class PollContext:
+    """What the poller hands a source before a poll: plain values, read from the cache for it.
+
+    Only what the source declared (``counter_kind``, ``needs``) is filled in; the rest is empty.
+    """
+
+    clock: Callable[[], datetime]
+    """The poller's clock (UTC), injectable in tests."""
+    previous: Counters = field(default_factory=dict)
+    """Counters of the previous stored sample of each node, for rates. The poller keeps this
+    dict for the whole run and adds each successful poll's counters to it."""
+    fleet_devices: Mapping[str, str] = field(default_factory=dict)
+    """:attr:`CacheInput.FLEET_DEVICES`, when asked for."""
+    known_rewards: set[tuple[str, str]] = field(default_factory=set)
+    """:attr:`CacheInput.KNOWN_REWARDS`, when asked for."""
+
+
 class Source(Protocol):
-    """One upstream. ``fetch`` returns a validated :class:`Reading` or raises SourceError."""
+    """One upstream, as the poller sees it: the whole contract between the two.
+
+    ``fetch`` returns a validated :class:`Reading` or raises SourceError. The read-only members
+    below are optional capabilities; :class:`SourceDefaults` gives each its "not used" default,
+    so a source states only what it has.
+    """
 
     name: str
     uses_network: bool
 
+    @property
+    def runs_offline(self) -> bool:
+        """May poll in an offline session (only the bundled sample: it makes no request)."""
+
+    @property
+    def stand_in(self) -> bool:
+        """Stand-in data: stored only while the cache holds no rankings; no circuit breaker."""
+
+    @property
+    def counter_kind(self) -> str | None:
+        """Whose stored counters :attr:`PollContext.previous` carries; None: no rates."""
+
+    @property
+    def needs(self) -> frozenset[CacheInput]:
+        """What else of the cache the poller reads and hands to :meth:`prepare`."""
+
+    @property
+    def reward_lookback(self) -> timedelta:
+        """How far back :attr:`CacheInput.KNOWN_REWARDS` reaches."""
+
+    @property
+    def budget(self) -> RequestBudget | None:
+        """The client-side request budget a provider documents, if any."""
+
+    def min_interval(self) -> float | None:
+        """The shortest poll interval the provider's request budget allows; None: no floor.
+
+        A method, not a value: it may depend on what :meth:`prepare` handed in (io.net: the
+        number of devices). The poller never polls more often than this.
+        """
+
+    def prepare(self, context: PollContext) -> None:
+        """Take what the poller read for this poll, just before :meth:`fetch`."""
+
     async def fetch(self, client: httpx.AsyncClient) -> Reading:
         """Fetch and validate one reading; raise SourceError on failure."""
         ...
+
+
+class SourceDefaults:
+    """The defaults of :class:`Source`'s optional members; every source class derives from it.
+
+    Plain class attributes, not dataclass fields: a subclass overrides one by assigning it (or by
+    declaring a field of the same name) without changing its constructor.
+    """
+
+    runs_offline: bool = False
+    stand_in: bool = False
+    counter_kind: str | None = None
+    needs: frozenset[CacheInput] = frozenset()
+    reward_lookback: timedelta = timedelta(0)
+
+    @property
+    def budget(self) -> RequestBudget | None:
+        """No documented request budget."""
+        return None
+
+    def min_interval(self) -> float | None:
+        """No floor beyond the configured interval."""
+        return None
+
+    def prepare(self, context: PollContext) -> None:
+        """Nothing to take: the source needs nothing from the cache."""
 
 
 @dataclass(frozen=True)

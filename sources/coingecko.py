@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr, ValidationError
 
-from sources.base import HttpPolicy, get_json
+from sources.base import HttpPolicy, SourceDefaults, get_json
 from sources.models import ErrorKind, MarketCoin, Reading, SourceError
 from sources.models import _finite_or_none as lax_number
 from sources.text import one_line
@@ -154,7 +154,7 @@ def parse_markets(body: Any) -> tuple[list[MarketCoin], int]:
 
 
 @dataclass
-class CoinGeckoSource:
+class CoinGeckoSource(SourceDefaults):
     """Rankings of one CoinGecko category, paged up to ``max_coins``."""
 
     base_url: str = DEFAULT_ROOT

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from sources.base import HttpPolicy, get_text, make_client
+from sources.base import HttpPolicy, PollContext, SourceDefaults, get_text, make_client
 from sources.exposition import ExpositionError, parse_exposition
 from sources.models import ErrorKind, NodeSample, Reading, SourceError
 from sources.node_metrics import gpu_values, node_values
@@ -94,7 +94,7 @@ def _is_openmetrics(content_type: str) -> bool:
 
 
 @dataclass
-class ExporterFleetSource:
+class ExporterFleetSource(SourceDefaults):
     """Every configured exporter target, scraped concurrently; one NodeSample per target."""
 
     targets: Callable[[], list[Target]]
@@ -109,6 +109,10 @@ class ExporterFleetSource:
     previous: dict[str, dict[str, float]] = field(default_factory=dict)
     """Each node's counter totals from the previous stored sample (set by the poller)."""
     clock: Callable[[], float] = time.time
+
+    def prepare(self, context: PollContext) -> None:
+        """Take the previous counters the poller keeps for this source."""
+        self.previous = context.previous
 
     async def _scrape(self, client: httpx.AsyncClient, url: str, target: Target) -> list[Any]:
         policy = HttpPolicy(deadline=self.timeout, body_cap=METRICS_BODY_CAP, attempts=1)

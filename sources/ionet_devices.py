@@ -33,7 +33,15 @@ from typing import Any
 
 import httpx
 
-from sources.base import BudgetChain, HttpPolicy, RequestBudget, get_json
+from sources.base import (
+    BudgetChain,
+    CacheInput,
+    HttpPolicy,
+    PollContext,
+    RequestBudget,
+    SourceDefaults,
+    get_json,
+)
 from sources.ionet import BLOCKS, DEFAULT_ROOT, NETWORK
 from sources.models import (
     DeviceStatus,
@@ -232,7 +240,7 @@ def parse_block_worker(body: Any, endpoint: str) -> tuple[float, str | None]:
 
 
 @dataclass
-class IonetDeviceSource:
+class IonetDeviceSource(SourceDefaults):
     """io.net per-device status and rewards for every node labelled with a ``device_id``.
 
     ``devices`` gives the configured ones; the poller adds the fleet's labelled nodes from the
@@ -259,6 +267,19 @@ class IonetDeviceSource:
     known_rewards: set[tuple[str, str]] = field(default_factory=set)
     """(device_id, reward source) pairs already stored; set by the poller."""
     _bearer: bool = False
+    needs = frozenset({CacheInput.FLEET_DEVICES, CacheInput.KNOWN_REWARDS})
+    reward_lookback = BLOCK_LOOKBACK  # older blocks are never asked for again
+
+    @property
+    def budget(self) -> RequestBudget:
+        """The explorer API's limit, shared with the io.net network source."""
+        return self.api_budget
+
+    def prepare(self, context: PollContext) -> None:
+        """Take the fleet's labelled nodes and the stored rewards, read before each run."""
+        self.clock = context.clock
+        self.fleet_devices = dict(context.fleet_devices)
+        self.known_rewards = context.known_rewards
 
     def all_devices(self) -> DeviceMap:
         """Configured devices and the fleet's labelled nodes (a fleet node name wins).

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import psutil
 
+from sources.base import PollContext, SourceDefaults
 from sources.models import NodeSample, Reading
 from sources.text import safe_text
 
@@ -103,7 +104,7 @@ def nvml_values() -> dict[str, Any]:
 
 
 @dataclass
-class LocalSource:
+class LocalSource(SourceDefaults):
     """This machine; makes no network request."""
 
     name: str = "local"
@@ -111,6 +112,10 @@ class LocalSource:
     counter_kind: str = "local"
     node: str = field(default_factory=lambda: safe_text(socket.gethostname() or "localhost"))
     previous: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def prepare(self, context: PollContext) -> None:
+        """Take the previous counters the poller keeps for this source."""
+        self.previous = context.previous
 
     def _sample(self) -> NodeSample:
         values = host_values(self.previous.get(self.node), time.time())

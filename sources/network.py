@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from sources.base import HttpPolicy, RequestBudget, get_json
+from sources.base import HttpPolicy, RequestBudget, SourceDefaults, get_json
 from sources.models import (
     EndpointError,
     ErrorKind,
@@ -135,7 +135,7 @@ async def fetch_endpoints(
 
 
 @dataclass
-class NetworkSource:
+class NetworkSource(SourceDefaults):
     """A public network's API: its endpoints under one ``base_url``, each stored on its own.
 
     Subclasses set ``ENDPOINTS`` and the defaults of ``base_url`` and ``name``.

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from sources.base import HttpPolicy, get_json
+from sources.base import HttpPolicy, SourceDefaults, get_json
 from sources.figures import (
     GPU_MEMORY_MAX_MIB,
     GPU_POWER_RANGE_W,
@@ -617,7 +617,7 @@ _TOO_BIG_MARKERS = (
 
 
 @dataclass
-class PromqlSource:
+class PromqlSource(SourceDefaults):
     """Fleet nodes from a Prometheus-compatible server, one per ``instance`` matching ``selector``.
 
     Attributes:

@@ -15,6 +15,7 @@ from importlib import resources
 
 import httpx
 
+from sources.base import SourceDefaults
 from sources.models import MarketCoin, Reading
 
 SAMPLE_DATE = datetime(2024, 6, 30, tzinfo=UTC)
@@ -52,11 +53,13 @@ def load_sample() -> list[MarketCoin]:
 
 
 @dataclass
-class SampleSource:
+class SampleSource(SourceDefaults):
     """Serves the bundled sample; makes no network request."""
 
     name: str = "sample"
     uses_network: bool = False
+    runs_offline = True  # the one source an offline session stores (into an empty cache)
+    stand_in = True
 
     async def fetch(self, client: httpx.AsyncClient) -> Reading:
         """Return the sample as a reading dated 2024-06-30."""
