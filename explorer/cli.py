@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from explorer import __version__
+from explorer.errors import ConfigError
 from explorer.paths import (
     CONFIG_ENV,
     default_config_path,
@@ -28,7 +29,7 @@ from explorer.paths import (
     private_write,
     state_file_path,
 )
-from explorer.setup import ConfigError, Setup, default_setup, read_toml, start_screen
+from explorer.setup import Setup, default_setup, read_toml, start_screen
 from explorer.setup import load_setup as load_setup_files
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -22,7 +22,7 @@ from pydantic import (
 
 from cache.retention_policy import RetentionPolicy
 from explorer.alert_config import AlertsConfig
-from explorer.setup import ConfigError as ConfigError  # beside the loader: no pydantic there
+from explorer.errors import ConfigError as ConfigError  # raised by the models and the loader
 from explorer.setup import read_toml
 from sources.models import is_device_id
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from explorer.errors import ConfigError as ConfigError  # where the loader's callers look
 from explorer.paths import default_db_path, default_log_path
 
 if TYPE_CHECKING:
@@ -24,10 +25,6 @@ START_SCREENS = ("overview", "rankings")
 """The screens ``[ui] start_screen`` may name (explorer.config validates the same list)."""
 SETUP_WAIT = 30.0
 """Seconds a reader waits for the TUI's setup before it gives up on it (a loader that hangs)."""
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the file, the key and the problem."""
 
 
 @dataclass
