@@ -24,7 +24,7 @@ from explorer.cli import cli
 from explorer.config import Config, Secrets
 from screens.rankings import RankingsScreen
 from tests.support.loopback import LoopbackServer, Reply
-from tests.ui.test_navigation import settle, status
+from tests.support.ui import settle, status
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from tests.corpus import FORBIDDEN_SEQUENCES
 from tests.support.loopback import LoopbackServer, Reply
+from tests.support.ui import run_in_pty
 from tests.ui.hostile import raw_corpus
-from tests.ui.test_pty import run_in_pty
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -18,8 +18,8 @@ from explorer.cli import cli
 from screens.node import NodeScreen
 from sources.models import NodeSample, Reading
 from tests.support.loopback import LoopbackServer, Reply
+from tests.support.ui import settle
 from tests.ui.appkit import store
-from tests.ui.test_navigation import settle
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DEVICE = "7a3e1c52-9d4b-4f0e-8a61-2b5c9e0d4f17"

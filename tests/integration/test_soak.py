@@ -36,7 +36,7 @@ from tests.support.fault_server import (
     status_reply,
     truncated_json,
 )
-from tests.ui.test_navigation import settle
+from tests.support.ui import settle
 
 SOAK_SECONDS = 120.0
 """How long the collector polls; about two minutes keeps CI fast."""

@@ -318,8 +318,8 @@ def test_db07_not_writable_directory_as_non_root(unprivileged: Unprivileged) -> 
 async def test_db07_the_tui_goes_read_only_instead_of_failing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from tests.support.ui import settle
     from tests.ui.appkit import make_app, store_live
-    from tests.ui.test_navigation import settle
 
     store_live(tmp_path / "cache.db")
 
@@ -406,8 +406,8 @@ def test_db09_the_writer_warns(
 async def test_db11_thread_workers_open_their_own_connections(tmp_path: Path) -> None:
     """Every screen load and the step-through-polls action run in thread workers; none may share
     a connection (sqlite3 raises ProgrammingError across threads)."""
+    from tests.support.ui import settle
     from tests.ui.appkit import NOW, make_app, store_live
-    from tests.ui.test_navigation import settle
 
     for minutes in (30, 20, 10):
         store_live(tmp_path / "cache.db", NOW - timedelta(minutes=minutes))

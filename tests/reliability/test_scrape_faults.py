@@ -107,8 +107,8 @@ HOSTILE_BODY = (
 async def test_pr12_escapes_in_labels_and_help_are_sanitised_in_the_db_and_the_ui(
     tmp_path: Path,
 ) -> None:
+    from tests.support.ui import settle
     from tests.ui.appkit import NOW, make_app
-    from tests.ui.test_navigation import settle
 
     bad_line = b'node_load5{job="\x1b]8;;http://evil\x1b\\x"'  # malformed: quoted in the error
     async with FaultServer(

@@ -234,8 +234,8 @@ def test_se05_crash_output_has_no_key(tmp_path: Path) -> None:
 
 async def test_se06_screenshot_of_sources_and_every_screen_has_no_key(tmp_path: Path) -> None:
     from explorer.app import DepinExplorerApp
+    from tests.support.ui import settle
     from tests.ui.appkit import frozen, store_live
-    from tests.ui.test_navigation import settle
 
     store_live(tmp_path / "cache.db")
     secrets = load_secrets({"COINGECKO_API_KEY": KEY, "IONET_TOKEN": TOKEN})

@@ -22,10 +22,9 @@ from screens.rankings import RankingsScreen
 from sources.coingecko import parse_markets
 from sources.models import Reading
 from tests.corpus import FORBIDDEN_SEQUENCES
+from tests.support.ui import CountingTable, TableApp, make_rows, settle
 from tests.ui.appkit import NOW, make_app, store
 from tests.ui.hostile import store_hostile_rankings
-from tests.ui.test_fleet_table import CountingTable, TableApp, make_rows
-from tests.ui.test_navigation import settle
 
 RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 LONG = ("A" * 1000, "Z\u0301\u0301", "🧨🧨🧨")  # prefixes of the corpus's huge strings

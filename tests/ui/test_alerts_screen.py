@@ -17,8 +17,8 @@ from cache.store import PollRecord, write_poll
 from explorer.config import Config
 from screens.alerts import AlertsScreen
 from sources.models import ErrorKind, NodeSample, Reading, SourceError
+from tests.support.ui import settle
 from tests.ui.appkit import NOW, make_app
-from tests.ui.test_navigation import settle
 
 SIZES = [(80, 24), (120, 40)]
 RULES = [

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from explorer.app import DepinExplorerApp
 from explorer.config import Config
-from explorer.setup import default_setup, load_setup, read_toml, start_screen
-from tests.ui.appkit import frozen, make_app
+from tests.support.ui import deferred_app
+from tests.ui.appkit import make_app
 
 
 async def test_unset_credentials_variable_is_a_config_error(
@@ -38,22 +37,6 @@ async def test_unset_credentials_variable_is_a_config_error(
     assert (
         app.fatal_message.startswith("config error: ")
         and "FLEET_PASSWORD_UNSET" in app.fatal_message
-    )
-
-
-def deferred_app(tmp_path: Path, config_text: str) -> DepinExplorerApp:
-    """The app as the command builds it: config validated after the first frame."""
-    path = tmp_path / "config.toml"
-    path.write_text(config_text)
-    db = tmp_path / "cache.db"
-    return DepinExplorerApp.deferred(
-        lambda: load_setup(path, required=True, db=db, log_file=tmp_path / "debug.log"),
-        lambda: default_setup(path, db),
-        start_screen=start_screen(read_toml(path, required=True)),
-        offline=True,
-        state_path=tmp_path / "state.json",
-        clock=frozen,
-        poll=False,
     )
 
 

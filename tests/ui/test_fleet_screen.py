@@ -10,8 +10,8 @@ from textual.widgets import Input, Static
 from screens.fleet import FleetScreen
 from screens.node import NodeScreen
 from screens.widgets.fleet_table import FleetTable
+from tests.support.ui import settle
 from tests.ui.appkit import make_app, store_devices, store_fleet
-from tests.ui.test_navigation import settle
 
 
 async def open_fleet(pilot) -> FleetTable:

@@ -3,85 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 
 import pytest
 from rich.text import Text
-from textual.app import App, ComposeResult
 from textual.message import Message
-from textual.strip import Strip
 
 from screens.render import text
-from screens.widgets.fleet_table import Column, FleetTable, number_cell
+from screens.widgets.fleet_table import Column, FleetTable
+from tests.support.ui import COLUMNS, SIZES, CountingTable, TableApp, make_rows
 
-SIZES = [(80, 24), (120, 40)]
 HOSTILE = "\x1b]52;c;x\x07[@click=app.quit]x"
-
-
-def cpu_level(value: object) -> str:
-    if not isinstance(value, int | float):
-        return ""
-    return "critical" if value >= 90 else "warn" if value >= 70 else ""
-
-
-COLUMNS = [
-    Column("name", "Node", 12),
-    Column("network", "Network", 8),
-    Column("status", "Status", 6),
-    Column("cpu", "CPU %", 6, "right", number_cell(".1f"), cpu_level),
-    Column("power", "Power", 7, "right", number_cell(",.0f", " W")),
-    Column("rewards", "Rewards 24h", 11, "right", number_cell(",.2f")),
-]
-
-
-def make_rows(count: int) -> tuple[list[tuple[object, ...]], list[str]]:
-    """Deterministic rows: every 7th CPU and every 5th reward missing, three networks."""
-    rng = random.Random(5)
-    networks = ["io.net", "Akash", "nosana"]
-    rows = []
-    for i in range(count):
-        rows.append(
-            (
-                f"node-{i:05d}",
-                networks[i % 3],
-                "down" if i % 11 == 0 else "up",
-                None if i % 7 == 0 else round(rng.uniform(0, 100), 1),
-                rng.randrange(50, 700),
-                None if i % 5 == 0 else round(rng.uniform(0, 40), 2),
-            )
-        )
-    return rows, [f"key-{i}" for i in range(count)]
-
-
-class CountingTable(FleetTable):
-    """Records every line it is asked to render (a repaint spy)."""
-
-    def __init__(self) -> None:
-        super().__init__(id="fleet")
-        self.rendered: list[int] = []
-
-    def render_line(self, y: int) -> Strip:
-        self.rendered.append(y)
-        return super().render_line(y)
-
-
-class TableApp(App[None]):
-    def __init__(
-        self,
-        rows: Sequence[Sequence[object]],
-        keys: Sequence[str],
-        columns: Sequence[Column] = COLUMNS,
-    ) -> None:
-        super().__init__()
-        self.rows, self.keys, self.columns = rows, keys, columns
-
-    def compose(self) -> ComposeResult:
-        yield CountingTable()
-
-    def on_mount(self) -> None:
-        table = self.query_one(CountingTable)
-        table.set_rows(self.columns, self.rows, self.keys)
-        table.focus()
 
 
 def posted(messages: list[Message], kind: type[Message]) -> list[Message]:

@@ -14,9 +14,9 @@ from textual.widgets import Input, Static
 
 from explorer.app import DepinExplorerApp
 from screens.history import HistoryScreen, span
+from tests.support.ui import settle
 from tests.ui.appkit import NOW, make_app
 from tests.ui.historykit import LOOKED, at_local, history_cache
-from tests.ui.test_navigation import settle
 
 
 def plain(pilot: Pilot, selector: str) -> str:

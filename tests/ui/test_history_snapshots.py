@@ -9,9 +9,9 @@ import pytest
 from textual.pilot import Pilot
 
 from screens.history import HistoryScreen
+from tests.support.ui import settle
 from tests.ui.appkit import make_app
 from tests.ui.historykit import LOOKED, history_cache
-from tests.ui.test_navigation import settle
 
 SIZES = [(80, 24), (120, 40)]
 

@@ -9,9 +9,9 @@ from textual.widgets import DataTable
 
 from screens.project import ProjectScreen
 from screens.rankings import RankingsScreen
+from tests.support.ui import settle
 from tests.ui.appkit import make_app
 from tests.ui.hostile import store_hostile_rankings
-from tests.ui.test_navigation import settle
 
 
 def files(folder: Path, pattern: str) -> list[Path]:

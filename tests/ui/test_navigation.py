@@ -5,31 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Sparkline, Static
 
 from screens.overview import OverviewScreen
 from screens.project import ProjectScreen
 from screens.rankings import RankingsScreen
 from screens.widgets.status_line import StatusLine
+from tests.support.ui import settle, status
 from tests.ui.appkit import NOW, make_app, store_failure, store_live, store_sample
-
-
-async def settle(pilot: Pilot) -> None:
-    """Let cache reads finish (the poller worker runs until the app exits)."""
-    for _ in range(4):
-        readers = [w for w in pilot.app.workers if w.group != "poller"]
-        if readers:  # an empty list would mean "every worker", the poller included
-            await pilot.app.workers.wait_for_complete(readers)
-        await pilot.pause()
 
 
 def names(screen: RankingsScreen) -> list[str]:
     return [c.name for c in screen.shown]
-
-
-def status(app) -> str:
-    return str(app.screen.query_one(StatusLine).render())
 
 
 async def test_first_run_offline_shows_the_labelled_sample(tmp_path: Path) -> None:

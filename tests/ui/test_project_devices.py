@@ -10,9 +10,8 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from screens.project import ProjectScreen
 from sources.models import NetworkMetric, Reading
+from tests.support.ui import SIZES, keys, live_cache, settle
 from tests.ui.appkit import NOW, make_app, store
-from tests.ui.test_navigation import settle
-from tests.ui.test_snapshots import SIZES, keys, live_cache
 
 IONET_ROW = ("2", *["down"] * 5, "enter")  # io.net: the 6th market cap of the live fixture
 

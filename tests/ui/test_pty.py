@@ -4,68 +4,12 @@ app's own sanitising stands between a project name and the operator's terminal."
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
-import select
-import signal
-import struct
-import sys
-import termios
-import time
 from pathlib import Path
 
 from tests.corpus import FORBIDDEN_SEQUENCES
+from tests.support.ui import run_in_pty
 from tests.ui.hostile import store_hostile_rankings
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_in_pty(
-    args: list[str],
-    keys: list[tuple[float, bytes]],
-    env: dict[str, str],
-    size: tuple[int, int] = (120, 40),
-    limit: float = 25.0,
-) -> tuple[bytes, int]:
-    """Run ``python -m explorer ARGS`` in a pty; send each key after its delay; return all
-    bytes written to the terminal and the exit status. Bounded by ``limit`` seconds."""
-    pid, fd = pty.fork()
-    if pid == 0:  # child
-        os.chdir(ROOT)
-        os.execve(sys.executable, [sys.executable, "-m", "explorer", *args], env)
-    cols, rows = size
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    out = bytearray()
-    start = time.monotonic()
-    pending = list(keys)
-    status = None
-    try:
-        while time.monotonic() - start < limit:
-            if pending and time.monotonic() - start >= pending[0][0]:
-                os.write(fd, pending.pop(0)[1])
-            ready, _, _ = select.select([fd], [], [], 0.05)
-            if ready:
-                try:
-                    chunk = os.read(fd, 65536)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    break
-                out += chunk
-            done, code = os.waitpid(pid, os.WNOHANG)
-            if done:
-                status = code
-                break
-    finally:
-        if status is None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    return bytes(out), os.waitstatus_to_exitcode(status)
 
 
 def test_hostile_names_never_reach_the_terminal_raw(tmp_path: Path) -> None:

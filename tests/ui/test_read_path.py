@@ -23,9 +23,8 @@ from textual.widgets import Static
 from cache.queries import PollInfo
 from screens.base import NEWER_SCHEMA, CacheScreen, ReadContext
 from screens.widgets.status_line import StatusLine
+from tests.support.ui import run_in_pty, settle
 from tests.ui.appkit import NOW, make_app, store_live
-from tests.ui.test_navigation import settle
-from tests.ui.test_pty import run_in_pty
 
 
 class Probe(CacheScreen[int, int]):

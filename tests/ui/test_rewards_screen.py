@@ -18,9 +18,9 @@ from screens.node import NodeScreen
 from screens.rewards import MONEY, RewardsScreen
 from screens.widgets.fleet_table import FleetTable
 from sources.models import NodeSample, Reading
+from tests.support.ui import settle
 from tests.ui.appkit import NOW, make_app, store
 from tests.ui.rewardskit import ECONOMICS, rewards_cache
-from tests.ui.test_navigation import settle
 
 EARNINGS = ("4.75", "$7.70", "$6.59", "402.88", "38.51", "0.2500")
 """gpu-01's IO over 24 h, its value at $1.62, its net, io.net's totals and a block's amount."""

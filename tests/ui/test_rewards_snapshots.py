@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ui import SIZES, keys
 from tests.ui.appkit import make_app
 from tests.ui.rewardskit import ECONOMICS, rewards_cache
-from tests.ui.test_snapshots import SIZES, keys
 
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])

@@ -8,27 +8,8 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from tests.ui.appkit import NOW, make_app, store_failure, store_live, store_sample
-from tests.ui.test_navigation import settle
-
-SIZES = [(80, 24), (120, 40)]
-
-
-def live_cache(tmp_path: Path) -> None:
-    db = tmp_path / "cache.db"
-    store_sample(db, at=NOW - timedelta(days=1))
-    store_live(db, at=NOW - timedelta(minutes=3))
-    store_live(db, at=NOW - timedelta(seconds=40))
-
-
-def keys(*presses: str):
-    async def run_before(pilot: Pilot) -> None:
-        await settle(pilot)
-        for key in presses:
-            await pilot.press(key)
-            await settle(pilot)
-
-    return run_before
+from tests.support.ui import SIZES, keys, live_cache, settle
+from tests.ui.appkit import NOW, make_app, store_failure, store_live
 
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])

@@ -17,8 +17,8 @@ from textual.widgets import DataTable, Static
 from explorer.config import Config
 from sources.base import make_client
 from sources.promql import PromqlSource
+from tests.support.ui import settle
 from tests.ui.appkit import NOW, make_app, store
-from tests.ui.test_navigation import settle
 
 URL = "http://prom.test:9090"
 UP = {

@@ -10,8 +10,8 @@ from textual.widgets import DataTable
 
 from explorer.config import Config
 from screens.widgets.status_line import StatusLine
+from tests.support.ui import deferred_app
 from tests.ui.appkit import NOW, make_app, store_fleet, store_live
-from tests.ui.test_app_errors import deferred_app
 
 
 async def test_the_deferred_config_applies_start_screen_keys_and_cache(tmp_path: Path) -> None:

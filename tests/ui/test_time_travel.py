@@ -18,8 +18,8 @@ from screens.rankings import RankingsScreen
 from screens.time_travel import TimeTravelPrompt
 from screens.widgets.fleet_table import FleetTable
 from sources.models import NetworkMetric, NodeSample, Reading
+from tests.support.ui import settle, status
 from tests.ui.appkit import NOW, make_app, markets_page, store
-from tests.ui.test_navigation import settle, status
 
 T1, T2, T3 = NOW - timedelta(hours=3), NOW - timedelta(hours=2), NOW - timedelta(hours=1)
 
