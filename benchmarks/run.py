@@ -23,6 +23,7 @@ SCRIPTS: list[tuple[str, list[str]]] = [
     ("promql_100k_poll.py", ["promql_100k_poll"]),
     ("fleet_table.py", ["fleet_100k_first_paint", "fleet_100k_sort", "fleet_100k_filter"]),
     ("first_paint.py", ["first_paint"]),
+    ("screen_first_view.py", ["screen_first_view"]),
     ("history_query.py", ["node_history_query"]),
     ("poll_write.py", ["poll_write_1000"]),
     ("rss.py", ["rss_100k"]),

@@ -19,6 +19,50 @@ BUSY_TIMEOUT_MS = 5000
 SAMPLE_SOURCE = "sample"
 """The bundled 2024 snapshot's source name: history, never live data or a price."""
 
+_GAP = "(julianday(np.finished_at) - julianday(pp.finished_at)) * 86400.0"
+"""Seconds from a sample (poll ``pp``) to its node's next one (poll ``np``), as economics has it."""
+_USAGE_UPSERT = (
+    "ON CONFLICT (hour, node, source_kind) DO UPDATE SET "
+    "gpu_s = CASE WHEN excluded.gpu_s IS NULL THEN gpu_s WHEN gpu_s IS NULL THEN excluded.gpu_s "
+    "ELSE gpu_s + excluded.gpu_s END, "
+    "joules = CASE WHEN excluded.joules IS NULL THEN joules WHEN joules IS NULL "
+    "THEN excluded.joules ELSE joules + excluded.joules END, "
+    "up_s = up_s + excluded.up_s, max_gap_s = MAX(max_gap_s, excluded.max_gap_s), "
+    "next_poll_id = MAX(next_poll_id, excluded.next_poll_id), "
+    "next_at = MAX(next_at, excluded.next_at)"
+)
+_USAGE_COLUMNS = "hour, node, source_kind, gpu_s, joules, up_s, max_gap_s, next_poll_id, next_at"
+USAGE_BACKFILL = f"""
+    INSERT INTO node_usage_hours ({_USAGE_COLUMNS})
+    SELECT substr(t, 1, 13), node, source_kind,
+        SUM(CASE WHEN up AND gpus IS NOT NULL THEN gpus * gap END),
+        SUM(CASE WHEN up AND gpu_power_w IS NOT NULL THEN gpu_power_w * gap END),
+        SUM(CASE WHEN up THEN gap ELSE 0 END), MAX(gap), MAX(next_id), MAX(next_at)
+    FROM (SELECT node, source_kind, up, gpus, gpu_power_w, t, next_id, next_at,
+            (julianday(next_at) - julianday(t)) * 86400.0 AS gap
+        FROM (SELECT s.node, s.source_kind, s.up, s.gpus, s.gpu_power_w, p.finished_at AS t,
+                LEAD(s.poll_id) OVER w AS next_id, LEAD(p.finished_at) OVER w AS next_at
+            FROM node_samples s JOIN polls p ON p.id = s.poll_id
+            WINDOW w AS (PARTITION BY s.node, s.source_kind ORDER BY s.poll_id)))
+    WHERE next_id IS NOT NULL
+    GROUP BY substr(t, 1, 13), node, source_kind"""
+"""Fills ``node_usage_hours`` from the samples already stored (migration 7 of an older cache)."""
+USAGE_UPKEEP = f"""
+    INSERT INTO node_usage_hours ({_USAGE_COLUMNS})
+    SELECT substr(pp.finished_at, 1, 13), prev.node, prev.source_kind,
+        CASE WHEN prev.up AND prev.gpus IS NOT NULL THEN prev.gpus * {_GAP} END,
+        CASE WHEN prev.up AND prev.gpu_power_w IS NOT NULL THEN prev.gpu_power_w * {_GAP} END,
+        CASE WHEN prev.up THEN {_GAP} ELSE 0 END, {_GAP}, np.id, np.finished_at
+    FROM polls np JOIN node_samples cur ON cur.poll_id = np.id
+    JOIN node_samples prev ON prev.node = cur.node AND prev.source_kind = cur.source_kind
+        AND prev.poll_id = (SELECT MAX(poll_id) FROM node_samples WHERE node = cur.node
+            AND source_kind = cur.source_kind AND poll_id < cur.poll_id)
+    JOIN polls pp ON pp.id = prev.poll_id
+    WHERE np.id = ?
+    {_USAGE_UPSERT}"""
+"""One poll's samples complete their nodes' previous ones: those samples' gaps and sums go to
+their hours (cache/store.py, in the poll's transaction)."""
+
 MIGRATIONS: list[str] = [
     # 1: polls and rankings snapshots
     """
@@ -224,6 +268,29 @@ MIGRATIONS: list[str] = [
         message TEXT NOT NULL,
         PRIMARY KEY (rule, subject)
     ) WITHOUT ROWID;
+    """,
+    # 7: each node's GPU time, GPU energy and up time per UTC hour of its samples, kept by the
+    # writer as each sample's successor is stored (cache/usage.py), so the Rewards screen sums
+    # hours instead of windowing every sample of the period; filled here from what is stored.
+    f"""
+    CREATE TABLE node_usage_hours (
+        hour TEXT NOT NULL,
+        node TEXT NOT NULL,
+        source_kind TEXT NOT NULL,
+        gpu_s REAL,
+        joules REAL,
+        up_s REAL NOT NULL,
+        max_gap_s REAL NOT NULL,
+        next_poll_id INTEGER NOT NULL,
+        next_at TEXT NOT NULL,
+        PRIMARY KEY (hour, node, source_kind)
+    ) WITHOUT ROWID;
+    CREATE TABLE node_usage_state (
+        only INTEGER PRIMARY KEY CHECK (only = 1),
+        complete_to INTEGER NOT NULL
+    );
+    {USAGE_BACKFILL};
+    INSERT INTO node_usage_state SELECT 1, COALESCE(MAX(poll_id), 0) FROM node_samples;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -443,6 +510,19 @@ def write_txn(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration, a trigger's body (its own semicolons) kept whole."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        yield pending
+
+
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
     """Apply the missing numbered migrations, each with its version record, atomically."""
     with write_txn(conn):
@@ -451,9 +531,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         if version == 0:
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         for number in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[number - 1].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from cache import usage
 from cache.db import SAMPLE_SOURCE, iso, parse_iso
 from cache.queries import _bound_poll_id
 
@@ -294,7 +295,10 @@ def _usage(
         (iso(parse_iso(raw_from) - timedelta(minutes=1)),),
     ).fetchone()[0]
     params = {"low": low or 0, "bound": bound, "start": raw_from, "until": iso(until)}
-    rows = conn.execute(_usage_sql(span), params).fetchall()
+    # whole hours from node_usage_hours (cache/usage.py) when it can answer, the same figures
+    rows = usage.usage_rows(conn, raw_from, until, bound, span)
+    if rows is None:
+        rows = conn.execute(_usage_sql(span), params).fetchall()
     if raw_from > iso(since):  # older than the raw samples: their 1-minute rollups
         last_bucket = iso(until - timedelta(seconds=60))
         rows += conn.execute(_ROLLUP_USAGE, (iso(since), raw_from, last_bucket)).fetchall()

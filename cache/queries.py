@@ -339,6 +339,27 @@ class NodeRow:
     fetched_at: datetime
 
 
+LATEST_SAMPLES = (
+    "WITH RECURSIVE names(node) AS (SELECT MIN(node) FROM node_samples UNION ALL "
+    "  SELECT (SELECT MIN(node) FROM node_samples WHERE node > names.node) FROM names "
+    "  WHERE names.node IS NOT NULL), "
+    "kinds(node, source_kind) AS (SELECT node, (SELECT MIN(source_kind) FROM node_samples s "
+    "  WHERE s.node = names.node) FROM names WHERE node IS NOT NULL UNION ALL "
+    "  SELECT node, (SELECT MIN(source_kind) FROM node_samples s WHERE s.node = kinds.node "
+    "  AND s.source_kind > kinds.source_kind) FROM kinds WHERE source_kind IS NOT NULL), "
+    "newest(node, source_kind, poll_id) AS (SELECT node, source_kind, (SELECT MAX(poll_id) "
+    "  FROM node_samples s WHERE s.node = kinds.node AND s.source_kind = kinds.source_kind "
+    "  AND s.poll_id <= ?) FROM kinds WHERE source_kind IS NOT NULL), "
+    "latest AS MATERIALIZED (SELECT * FROM newest WHERE poll_id IS NOT NULL)"
+)
+"""``latest``: each (node, source kind)'s newest ``poll_id`` up to the bound (the one parameter).
+
+Walks the ``node_samples_node`` index from one node and kind to the next, then one seek for
+each one's newest sample: two seeks per node, where grouping read every stored sample (five
+million rows for a week of 500 nodes, about a second).
+"""
+
+
 def latest_fleet(conn: sqlite3.Connection, at: datetime | None = None) -> list[NodeRow]:
     """Each (node, source kind) with its most recent sample stored at or before ``at``."""
     bound = _bound_poll_id(conn, at)
@@ -354,9 +375,8 @@ def latest_fleet(conn: sqlite3.Connection, at: datetime | None = None) -> list[N
         ).fetchall()
         return _nodes(rows)
     rows = cursor.execute(
-        f"SELECT s.node, s.source_kind, n.network, n.labels, s.up, s.error, {cols}, "
-        "p.finished_at FROM (SELECT node, source_kind, MAX(poll_id) AS poll_id "
-        "      FROM node_samples WHERE poll_id <= ? GROUP BY node, source_kind) latest "
+        f"{LATEST_SAMPLES} SELECT s.node, s.source_kind, n.network, n.labels, s.up, s.error, "
+        f"{cols}, p.finished_at FROM latest "
         "JOIN node_samples s ON s.poll_id = latest.poll_id AND s.node = latest.node "
         "     AND s.source_kind = latest.source_kind "
         "JOIN polls p ON p.id = s.poll_id "

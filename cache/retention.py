@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from cache import rollup
+from cache import rollup, usage
 from cache.db import SAMPLE_SOURCE, iso, parse_iso, write_txn
 from cache.retention_policy import RetentionPolicy
 
@@ -236,6 +236,15 @@ def _expire_raw(w: _Writer, now: datetime, hours_until: str, protected: set[int]
         w.report.polls_deleted += polls
     with w.txn():
         w.set_meta(_RAW_WATERMARK, cut)
+    _prune_usage(w, cut)
+
+
+def _prune_usage(w: _Writer, raw_until: str) -> None:
+    """Drop ``node_usage_hours`` rows of hours before the raw samples (never read again)."""
+    while True:
+        with w.txn() as conn:
+            if not usage.prune(conn, raw_until, BATCH_ROWS):
+                return
 
 
 def _sweep_last_samples(w: _Writer, raw_until: str, keep: str) -> None:

@@ -15,6 +15,7 @@ from itertools import repeat
 
 import msgspec
 
+from cache import usage
 from cache.db import LABEL_KEYS, iso, write_txn
 from sources.figures import NODE_VALUE_FIELDS
 from sources.models import (
@@ -271,6 +272,7 @@ def _insert_rows(conn: sqlite3.Connection, poll_id: int, reading: Reading | None
     if reading.node_columns:
         _insert_node_columns(conn, poll_id, reading.node_columns)
     if reading.nodes or reading.node_columns:
+        usage.upkeep(conn, poll_id)  # the samples this poll completes, into node_usage_hours
         keys: set[str] = set()
         for labels in (n.labels for n in reading.nodes):
             keys.update(labels)
