@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import DATA_DIR  # noqa: E402
 from cache.db import SCHEMA_VERSION, iso, open_writer  # noqa: E402
+from cache.usage import fill_usage_hours  # noqa: E402
 from sources.figures import NODE_VALUE_FIELDS  # noqa: E402
 
 GENERATOR_VERSION = 2
@@ -389,6 +390,8 @@ def generate(path: Path) -> Info:
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
             [(keys[name], value) for name, value in marks.items() if name in keys],
         )
+    # the samples went in without write_poll: build the hourly usage it would have kept
+    fill_usage_hours(conn)
     conn.execute("COMMIT")
     conn.execute("PRAGMA journal_mode = WAL")  # as the app leaves it
     conn.close()
