@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cache.db import LABEL_KEYS
 from cache.queries import NODE_COLUMNS, NodeRow, _bound_poll_id, node_from_row
@@ -44,7 +45,8 @@ class FleetRows:
     the connection is open: a 100,000-node fleet is never held twice in memory.
     """
 
-    rows: Iterator[tuple[object, ...]]
+    rows: Iterator[tuple[Any, ...]]
+    """SQLite rows: each cell typed by its column (TEXT, INTEGER, REAL or NULL)."""
     label_keys: list[str]
     """Every label key the nodes carry, sorted."""
 
@@ -121,7 +123,7 @@ def label_keys(conn: sqlite3.Connection) -> set[str]:
     return {key for (key,) in found if isinstance(key, str)}
 
 
-def _labelled(rows: Iterator[tuple[object, ...]], label: str) -> Iterator[tuple[object, ...]]:
+def _labelled(rows: Iterator[tuple[Any, ...]], label: str) -> Iterator[tuple[Any, ...]]:
     """Replace each row's labels JSON by the value of ``label`` in it.
 
     Label sets repeat across a fleet: each distinct one is parsed once.

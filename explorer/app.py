@@ -91,6 +91,7 @@ class DepinExplorerApp(App[None], ExplorerSession):
     ) -> None:
         # The first screen is the app's default mode, so Textual composes it at start (not a
         # blank default screen, then a switch that parses the stylesheet twice more).
+        # Textual declares DEFAULT_MODE a ClassVar; the start screen is chosen per app
         self.DEFAULT_MODE = _start_screen or config.ui.start_screen  # type: ignore[misc]
         super().__init__()  # Textual's chain of __init__ ends before the session's: call it too
         ExplorerSession.__init__(
@@ -128,6 +129,7 @@ class DepinExplorerApp(App[None], ExplorerSession):
         config error ends the app with exit status 2 and the message (``fatal_message``).
         """
         pending = PendingSetup(loader=load, fallback=fallback)
+        # config, secrets and db_path come from the pending setup, not the arguments
         return cls(None, None, None, _pending=pending, _start_screen=start_screen, **options)  # type: ignore[arg-type]
 
     # -- what the session asks of the UI ------------------------------------------------------
@@ -332,7 +334,7 @@ class DepinExplorerApp(App[None], ExplorerSession):
 
     def _travel_answer(self, answer: datetime | str | None) -> None:
         if answer is not None:
-            self.travel_to(None if answer == LIVE else answer)  # type: ignore[arg-type]
+            self.travel_to(None if answer == LIVE else answer)  # type: ignore[arg-type]  # LIVE is the only str
 
     def action_live(self) -> None:
         """Back to live data."""

@@ -409,7 +409,7 @@ class ExplorerSession:
             self.db_path,
             offline=self.offline,
             clock=self.clock,
-            transport=transport,  # type: ignore[arg-type]
+            transport=transport,  # type: ignore[arg-type]  # tests hand in a MockTransport
             on_stored=self._stored,
             on_notice=self._cache_notice,
         )

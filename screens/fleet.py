@@ -220,7 +220,7 @@ class FleetScreen(CacheScreen[FleetData, FleetOptions]):
         rewards = rewards_by_node(conn, now)
         stale_after = dict(ctx.options.stale_after)
         ages: dict[str, float] = {}
-        shared: dict[object, object] = {}  # one str object per network / kind, not per row
+        shared: dict[str | None, str | None] = {}  # one str object per network / kind, not per row
         rows: list[tuple[object, ...]] = []
         keys: list[str] = []
         for (
@@ -238,18 +238,18 @@ class FleetScreen(CacheScreen[FleetData, FleetOptions]):
             at,
             label,
         ) in fleet.rows:
-            seen = ages.get(at)  # type: ignore[call-overload]
+            seen = ages.get(at)
             if seen is None:
-                seen = ages[at] = (now - parse_iso(at)).total_seconds()  # type: ignore[arg-type,index]
+                seen = ages[at] = (now - parse_iso(at)).total_seconds()
             if not up:
                 status = "down"
-            elif seen > stale_after.get(kind, 2 * 120.0):  # type: ignore[call-overload]
+            elif seen > stale_after.get(kind, 2 * 120.0):
                 status = "stale"
             else:
                 status = "up"
-            reward = rewards.get(node)  # type: ignore[call-overload]
+            reward = rewards.get(node)
             network = shared.setdefault(network, network)
-            kind = shared.setdefault(kind, kind)
+            kind = shared.setdefault(kind, kind) or kind  # never None: a NOT NULL column
             row = (
                 node,
                 network,
@@ -266,7 +266,7 @@ class FleetScreen(CacheScreen[FleetData, FleetOptions]):
                 kind,
             )
             rows.append((*row, label) if group_label else row)
-            keys.append(row_key(node, kind))  # type: ignore[arg-type]
+            keys.append(row_key(node, kind))
         labels = [k for k in fleet.label_keys if k not in GROUPS]
         data = FleetData(rows, keys, labels, group_label)
         return data, latest_good_poll(conn, FLEET_SOURCES, ctx.at)

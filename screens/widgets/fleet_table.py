@@ -641,7 +641,7 @@ class FleetTable(ScrollView, can_focus=True, inherit_bindings=False):
             value = row[number]
             try:
                 key: tuple[object, ...] | None = (number, type(value), value)
-                cell = cache.get(key)  # type: ignore[arg-type]
+                cell = cache.get(key)  # type: ignore[arg-type]  # an unhashable value raises below
             except TypeError:  # an unhashable value: render it every time
                 key, cell = None, None
             if cell is None:

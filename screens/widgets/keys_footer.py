@@ -18,7 +18,7 @@ class KeysFooter(Footer):
     """
 
     def __init__(self, **kwargs: bool | str | None) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)  # type: ignore[arg-type]  # Footer's own keyword arguments
         self._shown: Shown | None = None
 
     def _keys(self, screen: Screen[object]) -> Shown:

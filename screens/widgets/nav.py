@@ -36,7 +36,7 @@ class NavBar(Static):
     """
 
     def __init__(self, current: str, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)  # type: ignore[arg-type]  # Static's own keyword arguments
         self.current = current
 
     def render(self) -> Text:
