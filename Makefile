@@ -37,7 +37,8 @@ $(VENV)/.bench-deps: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@ $(VENV)/.test-deps $(VENV)/.run-deps
 
-# Every budget of DESIGN.md against its peer; about 10 minutes on 2 cores, about 2 GB in /tmp.
+# Every budget of docs/performance.md against its peer;
+# about 10 minutes on 2 cores, about 2 GB in /tmp.
 bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/run.py
 

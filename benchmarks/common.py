@@ -30,7 +30,6 @@ BIN = Path(sys.executable).parent
 APP = [sys.executable, "-m", "explorer"]
 GLANCES = BIN / "glances"
 FIXTURE = ROOT / "tests" / "fixtures" / "node_exporter_1.5.0_2cpu.prom"
-SHARED_FIXTURE = ROOT.parent / "shared" / "fixtures" / "node_exporter_1.5.0_2cpu.prom"
 TERM_SIZE = (120, 40)
 # Generated data lives outside the work tree (about 2 GB); DEPIN_BENCH_DIR moves it.
 DATA_DIR = Path(
@@ -55,8 +54,8 @@ def ensure_bytecode() -> None:
 
 
 def exporter_fixture() -> Path:
-    """The real node_exporter 1.5.0 body: shared/fixtures first, the tests' copy otherwise."""
-    return SHARED_FIXTURE if SHARED_FIXTURE.exists() else FIXTURE
+    """The real node_exporter 1.5.0 body (tests/fixtures/README.md)."""
+    return FIXTURE
 
 
 def median(values: Sequence[float]) -> float:

@@ -4,7 +4,7 @@ Run from the repository root with the project's virtualenv:
 
     .venv/bin/python benchmarks/realistic_cache.py [--force] [--path FILE]
 
-What a cache looks like after a season of use (DESIGN.md, performance budgets):
+What a cache looks like after a season of use (the performance budgets, docs/performance.md):
 
 - the fleet: 500 nodes (60 % with GPUs) scraped every minute for 7 days and an hour: 10,141
   polls and 5,070,500 ``node_samples`` rows, each with its counter totals, as the poller stores

@@ -1,4 +1,4 @@
-"""``make bench``: every benchmark script in turn, then one BUDGET line per budget of DESIGN.md.
+"""``make bench``: every benchmark script in turn, then one BUDGET line per performance budget.
 
 The realistic cache is generated first (or reused while current), so the scripts that need it
 share one copy. A script that crashes or times out still gets its BUDGET lines, as FAIL with
@@ -64,7 +64,7 @@ def main() -> int:
         for name in budgets:
             if not any(line.split()[1] == name for line in found):
                 budget_lines.append(
-                    f"BUDGET {name} FAIL measured=n/a budget=see-DESIGN.md peer=- ratio=-"
+                    f"BUDGET {name} FAIL measured=n/a budget=see-docs/performance.md peer=- ratio=-"
                 )
     print(f"== summary (whole run {(time.perf_counter() - started) / 60:.1f} min)")
     for line in budget_lines:
