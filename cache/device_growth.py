@@ -34,7 +34,7 @@ COIN_NETWORKS: dict[str, DeviceMetric] = {
     "filecoin": DeviceMetric("filecoin", "miners_active", "active storage providers"),
     "helium": DeviceMetric("helium", "hotspots_iot_total", "registered IoT hotspots"),
 }
-"""CoinGecko coin id → its network's device figure (reference/apis.md, one per network)."""
+"""CoinGecko coin id → its network's device figure (one per network)."""
 
 WINDOWS = (timedelta(days=7), timedelta(days=30))
 SLACK = timedelta(days=1)

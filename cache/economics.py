@@ -213,9 +213,9 @@ def _sparkline_prices(
 ) -> list[tuple[str, float]]:
     """The hourly points before ``first`` of the earliest stored 7-day sparkline of the coin.
 
-    CoinGecko's ``sparkline_in_7d`` is about 168 hourly prices ending when it was fetched
-    (reference/apis.md); its last point is taken as the snapshot's time, one hour apart back
-    from there. Only the points from the hour before ``since`` on are kept.
+    CoinGecko's ``sparkline_in_7d`` is about 168 hourly prices ending when it was fetched; its
+    last point is taken as the snapshot's time, one hour apart back from there. Only the points
+    from the hour before ``since`` on are kept.
     """
     row = conn.execute(
         "SELECT p.finished_at, m.sparkline_7d FROM market m JOIN polls p ON p.id = m.poll_id "

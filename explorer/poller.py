@@ -51,7 +51,7 @@ MAX_RATE_BACKOFF = 900.0
 RETENTION_FIRST_DELAY = 60.0
 """Retention runs a minute after start (not in the way of the first polls), then per interval."""
 MIN_FREE_BYTES = 64 * 1024 * 1024
-"""Below this much free space on the cache's disk writes pause (reliability.md §8.3)."""
+"""Below this much free space on the cache's disk writes pause (docs/reliability.md)."""
 
 
 @dataclass

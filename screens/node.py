@@ -86,7 +86,7 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
     SOURCES = ("fleet", "promql", "local")
     BINDINGS = [
         Binding("escape,backspace", "back", "Back", id="node.back", tooltip="Back to the fleet"),
-        # not t: DESIGN.md keeps t for time travel
+        # not t: t is time travel everywhere
         Binding(
             "right_square_bracket",
             "next_range(1)",

@@ -1,6 +1,6 @@
 """Akash Network console API: capacity, GPUs, GPU prices per model, leases and daily spend.
 
-Endpoints, all under ``base_url`` (reference/apis.md §4), no auth:
+Endpoints, all under ``base_url``, no auth:
 
 - ``/v1/network-capacity``: the current nested shape (``resources.cpu.active`` …) and the older
   flat shape (``activeCPU``, ``totalCPU`` …) give the same normalised metrics. CPU comes in

@@ -32,7 +32,7 @@ KEY_ERRORS = {
 }
 
 
-# Documented /coins/markets fields (apis.md §2.4); anything else is new and logged once.
+# The fields CoinGecko documents for /coins/markets; anything else is new and logged once.
 KNOWN_FIELDS = frozenset(
     {
         "id",

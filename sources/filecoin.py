@@ -1,6 +1,6 @@
 """Filecoin via Filfox ``/overview``: active miners, network power, FIL price, chain height.
 
-The power figures are bytes as decimal strings around 10^19, beyond int64 (reference/apis.md §5):
+The power figures are bytes as decimal strings around 10^19, beyond int64:
 they are read with :class:`~decimal.Decimal` and stored as floats (REAL), never as integers.
 Each figure is optional; the endpoint fails (``schema``) only when the body is not an object or
 none of the figures is there at all.

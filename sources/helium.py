@@ -2,8 +2,8 @@
 
 ``/v2/hotspots/pagination-metadata?subnetwork=…`` answers ``{pageSize, totalItems, totalPages}``;
 ``totalItems`` counts *registered* hotspots, an upper bound on the active ones, never an active
-count (reference/apis.md §5). The two subnetworks are two endpoints on the same path with
-different ``subnetwork`` params; the subnetwork is in the metric name (``hotspots_iot_total``,
+count. The two subnetworks are two endpoints on the same path with different ``subnetwork``
+params; the subnetwork is in the metric name (``hotspots_iot_total``,
 ``hotspots_mobile_total``). Endpoints are parsed and stored independently, so no
 ``hotspots_total`` is derived across the two: a sum of a fresh and a stale count would be neither.
 A failed subnetwork is reported as ``/v2/hotspots/pagination-metadata?subnetwork=<name>``.

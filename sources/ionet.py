@@ -1,10 +1,10 @@
 """io.net: network-wide explorer figures, the latest reward block and the cloud GPU catalogue.
 
-The explorer's network endpoints are undocumented (reference/apis.md §1.3): no body has been
-published, only code that reads them. So each parser accepts the shapes that code implies
-(``data`` an object or a list of rows, snake_case or camelCase keys, numbers as strings), sums
-only what is clearly countable, and raises SourceError (``schema``) when nothing it needs is
-there, rather than guessing. Unknown fields are ignored.
+The explorer's network endpoints are undocumented: no body has been published, only code that
+reads them. So each parser accepts the shapes that code implies (``data`` an object or a list of
+rows, snake_case or camelCase keys, numbers as strings), sums only what is clearly countable, and
+raises SourceError (``schema``) when nothing it needs is there, rather than guessing.
+Unknown fields are ignored.
 
 Endpoints, all under ``base_url`` and without auth:
 

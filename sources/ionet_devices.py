@@ -1,6 +1,6 @@
 """io.net devices: each labelled node's explorer status, earnings and hourly block rewards.
 
-Per device and cycle (reference/apis.md §1.2):
+Per device and cycle (io.net's documented per-device endpoints):
 
 - ``/v1/io-explorer/devices/{id}/summary``: status, uptime (100 − ``down_percentage``),
   connectivity tier, total earnings (``total_earnings_io_coin`` in IO where published, else
@@ -65,7 +65,7 @@ PER_DEVICE_LIMIT = 100
 """io.net: device summary and device details, 100 requests per 5 minutes each."""
 REWARD_TOKEN = "IO"
 TOKEN_LIFETIME = timedelta(days=21)
-"""apis.md: a token is valid for 21 days, so a token without ``exp`` is judged by ``iat``."""
+"""An io.net token is valid for 21 days, so a token without ``exp`` is judged by ``iat``."""
 BLOCK_LOOKBACK = timedelta(hours=48)
 DEVICE_CONCURRENCY = 8
 

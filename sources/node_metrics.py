@@ -1,10 +1,10 @@
 """From parsed exporter samples to the per-node figures of the fleet view.
 
 :func:`node_values` reads a node_exporter body, :func:`gpu_values` a dcgm-exporter or
-nvidia_gpu_exporter body (reference/apis.md §6.1-6.4). Figures that the body does not carry are
-None, never 0; so are NaN and ±Inf. Rates come from counters: this scrape's totals against the
-``counters`` the previous scrape returned, and a counter that went backwards (a reboot, an
-exporter restart) gives None for that scrape rather than a guess.
+nvidia_gpu_exporter body. Figures that the body does not carry are None, never 0; so are NaN
+and ±Inf. Rates come from counters: this scrape's totals against the ``counters`` the previous
+scrape returned, and a counter that went backwards (a reboot, an exporter restart) gives None
+for that scrape rather than a guess.
 
 Real GPU bodies carry values that are not readings: DCGM's "blank" codes for a field the GPU
 cannot report (2^63 - 14 and its neighbours, or 2^31 - 16 ...) and the odd 2^32 - 1. Each GPU

@@ -1,6 +1,6 @@
 """Fleet nodes by PromQL from a Prometheus-compatible server (Thanos, VictoriaMetrics, Mimir too).
 
-One poll runs a few instant queries concurrently (``GET /api/v1/query``, reference/apis.md §7),
+One poll runs a few instant queries concurrently (``GET /api/v1/query``, docs/promql.md),
 each aggregated ``by (instance)`` so a node is one series per query, and joins them on the
 ``instance`` label. ``up`` decides which nodes exist and whether they are healthy: when it fails
 nothing is known, so the poll fails. Any other query may fail on its own: its values stay None and
@@ -55,7 +55,7 @@ MAX_LABEL_NAME = 128
 LABEL_VALUE_LEN = 256
 NOTE_LEN = 500
 RATE_WINDOW = "5m"
-# Pseudo filesystems never count as the root disk (apis.md §6.1).
+# Pseudo filesystems never count as the root disk.
 SKIP_FSTYPES = "tmpfs|overlay|squashfs|nsfs"
 DOWN_ERROR = "down: the Prometheus server's last scrape of it failed (up=0)"
 

@@ -1,6 +1,6 @@
-"""The malicious-string corpus of reliability.md §4, for pytest ``parametrize``.
+"""The malicious-string corpus, for pytest ``parametrize``.
 
-Every literal is kept exactly as in the spec (only over-long comments were re-wrapped). The
+Every literal is kept exactly as designed (only over-long comments were re-wrapped). The
 screenshot payload keeps its ``TMPDIR`` placeholder: a test that uses it replaces the placeholder
 with its own ``tmp_path`` and then asserts that no file appeared there.
 """
@@ -70,7 +70,7 @@ ESCAPE_PAYLOADS = [
 
 ALL = MARKUP_PAYLOADS + ESCAPE_PAYLOADS
 
-# Byte sequences that must never reach the terminal from data (reliability.md §11, UI-02).
+# Byte sequences that must never reach the terminal from data (UI-02 of docs/reliability.md).
 FORBIDDEN_SEQUENCES = (
     "\x1b]52",
     "\x1b]8;;http",

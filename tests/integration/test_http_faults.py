@@ -1,4 +1,4 @@
-"""HT-01..HT-14 and SC-01..SC-07 (reliability.md §11) against a loopback fault server.
+"""HT-01..HT-14 and SC-01..SC-07 (docs/reliability.md) against a loopback fault server.
 
 Everything goes through real sockets on 127.0.0.1 (plus one ``.invalid`` lookup that the resolver
 answers locally): the real ``make_client``/``get_json`` and, where a case is about a source,

@@ -84,7 +84,7 @@ class Stack:
         return self.exporter_url.removeprefix("http://")
 
 
-# Two GPU exporters as Prometheus sees them (apis.md §6.2, §6.3), served from loopback as job
+# Two GPU exporters as Prometheus sees them, served from loopback as job
 # "gpu": dcgm-exporter with two H100s (FB in MiB) and nvidia_gpu_exporter with one RTX 4090.
 DCGM = "\n".join(
     [

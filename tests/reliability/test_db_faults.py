@@ -1,4 +1,4 @@
-"""SQLite faults of reliability.md §11 that no earlier test covered: DB-01, DB-02, DB-05, DB-06,
+"""SQLite faults of docs/reliability.md that no earlier test covered: DB-01, DB-02, DB-05, DB-06,
 DB-07, DB-08 (lone surrogate), DB-09 and DB-11. DB-03 is tests/integration/test_collector.py,
 DB-04 and DB-10 are tests/unit/test_cache_db.py."""
 

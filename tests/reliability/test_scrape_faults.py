@@ -1,5 +1,5 @@
-"""Exporter scrapes against the loopback fault server (reliability.md §11): PR-06 (4 MiB + 1 byte
-plain and gzip), PR-07 (a 200 MB gzip bomb), PR-10 (a 1 byte/s drip and a hang), PR-12 (ESC and
+"""Exporter scrapes against the loopback fault server (docs/reliability.md): PR-06 (4 MiB + 1
+byte plain and gzip), PR-07 (a 200 MB gzip bomb), PR-10 (a 1 byte/s drip and a hang), PR-12 (ESC and
 OSC in label values and HELP, through the cache to the screen). The other PR cases are
 tests/unit/test_exporter.py and tests/unit/test_exposition.py."""
 

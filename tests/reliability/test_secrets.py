@@ -1,4 +1,4 @@
-"""Secrets of reliability.md §9 and §11: SE-01..SE-07 (SE-08 is tests/unit/test_cache_export.py).
+"""Secrets of docs/reliability.md: SE-01..SE-07 (SE-08 is tests/unit/test_cache_export.py).
 
 Permission cases run as an unprivileged user in a forked child (tests/support/privdrop.py): root
 reads any file, so a permission test run as root proves nothing.

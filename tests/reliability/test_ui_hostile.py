@@ -1,4 +1,4 @@
-"""UI cases of reliability.md §11 not covered elsewhere: UI-07 (huge strings), UI-08 (screenshots
+"""UI cases of docs/reliability.md not covered elsewhere: UI-07 (huge strings), UI-08 (screenshots
 parse as XML), UI-09 (a lone surrogate from JSON), UI-10 (a 2,000-row table updated again and
 again stays responsive and flat in memory). UI-01..UI-06 are tests/ui/test_hostile_text.py and
 tests/ui/test_pty.py."""

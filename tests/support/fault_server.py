@@ -1,4 +1,4 @@
-"""A loopback asyncio HTTP/1.1 fault server for the HTTP client tests (reliability.md §7, §11).
+"""A loopback asyncio HTTP/1.1 fault server for the HTTP client tests (docs/reliability.md).
 
 Each path is scripted with one or more behaviours, served in turn (the last one repeats): a plain
 reply (status, headers, body, optionally a lying Content-Length), a 1-byte-per-interval drip, a

@@ -1,4 +1,4 @@
-"""Run a function as an unprivileged user in a forked child (permission cases, reliability §11).
+"""Run a function as an unprivileged user in a forked child (docs/reliability.md).
 
 Root ignores permission bits, so a permission test run as root passes falsely. When the tests run
 as root (CI), a system user is created once (``useradd``) and each call forks, drops to it with

@@ -1,4 +1,4 @@
-"""Device growth against price on the Project screen (investors: DESIGN.md's Rankings job)."""
+"""Device growth against price on the Project screen (what an investor asks of Rankings)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The exposition parser (sources/exposition.py) on the real node_exporter body and hostile input.
 
-Malformed-line cases follow reference/reliability.md §6.2 and PR-04/05/08/09/11 of §11: each is
+Malformed-line cases follow docs/parser.md and PR-04/05/08/09/11 of docs/reliability.md: each is
 placed after 100 valid lines and must reject the whole body.
 """
 

@@ -1,4 +1,4 @@
-"""The package stack of DESIGN.md, checked in a fresh interpreter (import-linter runs in
+"""The package stack of docs/architecture.md, checked in a fresh interpreter (import-linter runs in
 `make test` too): sources and cache never pull in Textual or Rich, cache never httpx."""
 
 from __future__ import annotations

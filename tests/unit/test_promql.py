@@ -1,4 +1,4 @@
-"""PromqlSource against Prometheus API bodies (apis.md §7; reliability.md PR-14, PR-15).
+"""PromqlSource against Prometheus API bodies (docs/promql.md; docs/reliability.md PR-14, PR-15).
 
 Bodies are byte-for-byte in the shape Prometheus 2.42 sends (compact JSON, values as strings,
 ``application/json``), served by httpx.MockTransport and routed by the ``query`` parameter to the

@@ -1,5 +1,5 @@
-"""CoinGecko /coins/markets: parse_markets (apis.md §2.4, reliability.md §5, §10, SC-*) and
-CoinGeckoSource.fetch through httpx.MockTransport (apis.md §2.1-2.2, HT-01, HT-05)."""
+"""CoinGecko /coins/markets: parse_markets (documented fields, type traps, schema drift, SC-*)
+and CoinGeckoSource.fetch through httpx.MockTransport (plans, errors, HT-01, HT-05)."""
 
 from __future__ import annotations
 

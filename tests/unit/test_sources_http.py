@@ -1,4 +1,4 @@
-"""The bounded HTTP client: get_json and parse_retry_after (reliability.md §7, HT-01..HT-13).
+"""The bounded HTTP client: get_json and parse_retry_after (docs/reliability.md, HT-01..HT-13).
 
 Everything goes through httpx.MockTransport, except the slow drip and the proxy check, which need a
 real socket and use an asyncio server on 127.0.0.1.

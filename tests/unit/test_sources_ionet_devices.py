@@ -1,4 +1,4 @@
-"""io.net devices (apis.md §1.1-1.2, §1.5): status, earnings, block rewards, token, budgets.
+"""io.net devices: status, earnings, block rewards, token, budgets.
 
 Parsers run on the docs' example bodies and on bodies written from the documented live fields;
 ``fetch`` runs through httpx.MockTransport under a loopback-style base_url.

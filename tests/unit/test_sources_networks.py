@@ -1,5 +1,5 @@
-"""Public network sources: io.net, Akash, Filfox, Helium (apis.md §1.3-1.4, §4, §5;
-reliability.md §10, SC-02, SC-04, SC-06, SC-08).
+"""Public network sources: io.net, Akash, Filfox, Helium (docs/networks.md; schema drift: SC-02,
+SC-04, SC-06, SC-08).
 
 Each parser runs on its recorded or written body (tests/fixtures/README.md) with exact expected
 numbers; each Source's ``fetch`` runs through httpx.MockTransport under a non-default base_url.

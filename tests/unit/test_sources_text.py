@@ -1,4 +1,4 @@
-"""safe_text and one_line against reliability.md §2.1, row by row, and over the §4 corpus."""
+"""safe_text and one_line against their specification, row by row, and over tests/corpus.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ CORPUS_IDS = [f"markup{i:02d}" for i in range(len(MARKUP_PAYLOADS))] + [
     f"escape{i:02d}" for i in range(len(ESCAPE_PAYLOADS))
 ]
 
-# §2.1 step 6, written out from the spec rather than copied from the implementation.
+# The invisible characters safe_text removes, written out by hand rather than copied from it.
 INVISIBLE = [
     0x00AD,
     0x061C,
