@@ -2,7 +2,7 @@
 
 Run from the repository root with the project's virtualenv:
 
-    .venv/bin/python benchmarks/screen_first_view.py [--rounds 3]
+    .venv/bin/python benchmarks/screen_first_view.py [--rounds 5]
 
 Each round starts fresh processes of ``depin-explorer --offline --db realistic.db`` on a real
 pseudo-terminal (120x40, TERM=xterm-256color, their own HOME and XDG dirs; see
@@ -128,7 +128,7 @@ def one_round(db: Path, home: Path) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     ensure_bytecode()
     info = realistic_cache.ensure()
