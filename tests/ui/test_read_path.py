@@ -39,6 +39,7 @@ class Probe(CacheScreen[int, int]):
         self.asked = 0
         self.drawn: list[int | None] = []
         self.threads: set[str] = set()
+        self.reads = 0
 
     def compose(self) -> ComposeResult:
         yield Static(id="probe")
@@ -50,6 +51,7 @@ class Probe(CacheScreen[int, int]):
 
     def read(self, conn: sqlite3.Connection, ctx: ReadContext[int]) -> tuple[int, PollInfo | None]:
         self.threads.add(threading.current_thread().name)
+        self.reads += 1
         assert ctx.now == NOW and ctx.at is None and ctx.offline
         time.sleep(self.delays.get(ctx.options, 0.0))
         if self.fail:
@@ -166,3 +168,28 @@ def test_a_newer_schema_cache_opened_offline_in_a_pty_says_to_upgrade(tmp_path: 
     flat = " ".join(text.split())
     assert "this cache was written by a newer" in flat and "upgrade to read it" in flat
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before  # never written
+
+
+class Counting(Probe):
+    """The same options every time: what a screen shown for the first time asks for twice."""
+
+    def read_options(self) -> int:
+        self.asked += 1
+        return 1
+
+
+async def test_a_request_for_what_the_read_under_way_reads_is_answered_by_it(tmp_path: Path):
+    store_live(tmp_path / "cache.db", at=NOW)
+    probe = Counting({1: 0.5})
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(probe)
+        await pilot.pause(0.05)
+        probe.reload()  # the same moment, modes and options: no second read beside the first
+        await pilot.pause(0.05)
+        probe.reload(new_data=True)  # a poll was stored since the first began: read again
+        deadline = time.monotonic() + 5
+        while len(probe.drawn) < 1 and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        await settle(pilot)
+    assert probe.reads == 2 and probe.drawn == [1]
