@@ -29,6 +29,7 @@ from textual.widgets import Static
 from cache.db import CacheError, CorruptCacheError, SchemaTooNewError, open_reader
 from cache.maintenance import check
 from cache.queries import PollInfo, source_states
+from cache.text import safe_text
 from screens.host import host
 from screens.messages import PollStored
 from screens.widgets.status_line import Freshness, StatusLine, describe
@@ -39,6 +40,7 @@ AGE_TICK = 5.0
 LOADING_AFTER = 0.15
 """Seconds a read may take before the screen says what it is reading (no flicker before)."""
 NEWER_SCHEMA = "this cache was written by a newer depin-explorer; upgrade to read it"
+PROBLEM_LEN = 500
 
 T = TypeVar("T")
 O = TypeVar("O")  # noqa: E741 - the screen's Options, beside T its data
@@ -226,8 +228,9 @@ class CacheScreen(Screen[None], Generic[T, O]):
         self._in_flight = None
         self._stop_loading()
         if message.result is None:
-            self._problem = message.problem
-            self._show_notice(message.problem or "", "-problem")
+            # exception texts and db check findings can carry a copied file's own strings
+            self._problem = safe_text(message.problem or "", PROBLEM_LEN)
+            self._show_notice(self._problem, "-problem")
         else:
             self._problem = None
             self._hide_notice()

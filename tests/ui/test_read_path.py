@@ -23,6 +23,7 @@ from textual.widgets import Static
 from cache.queries import PollInfo
 from screens.base import NEWER_SCHEMA, CacheScreen, ReadContext
 from screens.widgets.status_line import StatusLine
+from tests.corpus import FORBIDDEN_SEQUENCES
 from tests.support.ui import run_in_pty, settle
 from tests.ui.appkit import NOW, make_app, store_live
 
@@ -32,7 +33,7 @@ class Probe(CacheScreen[int, int]):
 
     LOADING: ClassVar[str] = "probing the cache"
 
-    def __init__(self, delays: dict[int, float], fail: bool = False) -> None:
+    def __init__(self, delays: dict[int, float], fail: str = "") -> None:
         super().__init__()
         self.delays = delays
         self.fail = fail
@@ -55,7 +56,7 @@ class Probe(CacheScreen[int, int]):
         assert ctx.now == NOW and ctx.at is None and ctx.offline
         time.sleep(self.delays.get(ctx.options, 0.0))
         if self.fail:
-            raise RuntimeError("boom")
+            raise RuntimeError(self.fail)
         return ctx.options, None
 
     def render_data(self, data: int | None) -> None:
@@ -102,7 +103,7 @@ async def test_results_arriving_in_order_are_each_drawn(tmp_path: Path):
 
 async def test_a_read_that_raises_is_said_on_the_screen_and_the_status_line(tmp_path: Path):
     store_live(tmp_path / "cache.db", at=NOW)
-    probe = Probe({}, fail=True)
+    probe = Probe({}, fail="boom")
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await app.push_screen(probe)
@@ -112,6 +113,20 @@ async def test_a_read_that_raises_is_said_on_the_screen_and_the_status_line(tmp_
     assert probe.drawn == []  # nothing half-read is drawn
     assert said == "could not read the cache: RuntimeError: boom (full text in the log)"
     assert said in status
+
+
+async def test_a_failure_text_is_sanitised_before_it_is_drawn(tmp_path: Path):
+    store_live(tmp_path / "cache.db", at=NOW)
+    probe = Probe({}, fail="bad \x1b]52;c;aGk=\x07 row \x1b[2J[red]x[/red]")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await app.push_screen(probe)
+        await settle(pilot)
+        said = notice_text(probe)
+        status = str(probe.query_one(StatusLine).render())
+    for shown in (said, status):
+        assert not any(seq in shown for seq in FORBIDDEN_SEQUENCES)
+    assert "␛[2J[red]x[/red]" in said  # shown for what it is: no escape, no markup
 
 
 async def test_a_slow_read_says_what_it_is_reading_then_draws(tmp_path: Path):
