@@ -266,14 +266,10 @@ def start_prometheus(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     jobs = {"node": scrape_targets, **(extra_jobs or {})}
-    config = {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "scrape_configs": [_scrape_config(job, t, interval) for job, t in jobs.items()],
-    }
     home = tmp_path / f"prometheus-{port}"
-    home.mkdir(parents=True)
-    config_file = home / "prometheus.yml"
-    config_file.write_text(json.dumps(config, indent=2))  # JSON is YAML
+    config_file = _write_scrape_config(
+        home / "prometheus.yml", jobs, interval, {"evaluation_interval": interval}
+    )
     args = [
         binary,
         f"--config.file={config_file}",
@@ -286,10 +282,37 @@ def start_prometheus(
     proc = _spawn(args, log)
     _started(proc, log, lambda: _answers(url + "/-/ready"), "prometheus")
     # the first scrape comes ~5 s after start: Prometheus hands out targets on a 5 s tick
+    _first_scrape(proc, log, url, jobs, "prometheus")
+    return proc, url
+
+
+def _write_scrape_config(
+    path: Path,
+    jobs: Mapping[str, Sequence[str]],
+    interval: str,
+    extra_global: Mapping[str, str] | None = None,
+) -> Path:
+    """One scrape config (JSON, which is YAML) that Prometheus and VictoriaMetrics both read."""
+    config = {
+        "global": {"scrape_interval": interval, **(extra_global or {})},
+        "scrape_configs": [_scrape_config(job, t, interval) for job, t in jobs.items()],
+    }
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def _first_scrape(
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    url: str,
+    jobs: Mapping[str, Sequence[str]],
+    what: str,
+) -> None:
+    """Wait until ``up`` has a sample for every target of every job."""
     expected = sum(len(t) for t in jobs.values())
     if expected:
-        _started(proc, log, lambda: len(query(url, "up")) >= expected, "prometheus first scrape")
-    return proc, url
+        _started(proc, log, lambda: len(query(url, "up")) >= expected, f"{what} first scrape")
 
 
 def start_victoria_metrics(
@@ -310,14 +333,8 @@ def start_victoria_metrics(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     jobs = {"node": scrape_targets, **(extra_jobs or {})}
-    config = {
-        "global": {"scrape_interval": interval},
-        "scrape_configs": [_scrape_config(job, t, interval) for job, t in jobs.items()],
-    }
     home = tmp_path / f"victoria-metrics-{port}"
-    home.mkdir(parents=True)
-    config_file = home / "scrape.yml"
-    config_file.write_text(json.dumps(config, indent=2))
+    config_file = _write_scrape_config(home / "scrape.yml", jobs, interval)
     args = [
         binary,
         f"-promscrape.config={config_file}",
@@ -331,11 +348,7 @@ def start_victoria_metrics(
     log = home / "victoria-metrics.log"
     proc = _spawn(args, log)
     _started(proc, log, lambda: _answers(url + "/health"), "victoria-metrics")
-    expected = sum(len(t) for t in jobs.values())
-    if expected:
-        _started(
-            proc, log, lambda: len(query(url, "up")) >= expected, "victoria-metrics first scrape"
-        )
+    _first_scrape(proc, log, url, jobs, "victoria-metrics")
     return proc, url
 
 
