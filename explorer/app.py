@@ -26,7 +26,7 @@ from cache.db import CacheError, Clock, ReadOnlyCacheError, utc_now
 from cache.lock import WriterLockHeldError, holder_pid
 from explorer.commands import ExplorerCommands
 from explorer.errors import ConfigError
-from explorer.host import ExplorerSession, ThenOnUi
+from explorer.host import ExplorerSession, ThenOnUi, Viewer
 from explorer.keys import ALLOWED_ACTIONS, APP_BINDINGS
 from explorer.notices import Toast
 from explorer.setup import PendingSetup, Setup
@@ -39,6 +39,7 @@ from screens.time_travel import LIVE, TimeTravelPrompt
 if TYPE_CHECKING:  # the poller, the sources and httpx load after the first frame, when needed
     from explorer.config import Config, Secrets
     from explorer.poller import Poller
+    from screens.table_export import TableExport
 
 STYLES = Path(screens.__file__).parent / "styles"
 
@@ -86,6 +87,7 @@ class DepinExplorerApp(App[None], ExplorerSession):
         transport: object | None = None,
         at: datetime | None = None,
         private: bool = False,
+        viewer: Viewer | None = None,
         _pending: PendingSetup | None = None,
         _start_screen: str | None = None,
     ) -> None:
@@ -103,6 +105,7 @@ class DepinExplorerApp(App[None], ExplorerSession):
             clock=clock,
             at=at,
             private=private,
+            viewer=viewer,
         )
         self._cache_mark = 0
         self._watcher: CacheWatcher | None = None
@@ -167,6 +170,19 @@ class DepinExplorerApp(App[None], ExplorerSession):
             else:
                 self.screen.refresh_status()
 
+    def _ui_deliver(self, table: TableExport) -> None:
+        if not self.is_web:  # only a browser can take a download; a terminal would write here
+            self.notify("exports download only in a browser session", markup=False)
+            return
+        from io import StringIO
+
+        from explorer.exports import export_body, export_stem
+
+        name = f"{export_stem(table, self.clock())}.csv"
+        self.deliver_text(StringIO(export_body(table)), save_filename=name, mime_type="text/csv")
+        rows = len(table.rows)
+        self.notify(f"{rows} row{'' if rows == 1 else 's'}: downloading {name}", markup=False)
+
     def _ui_poll_stored(self, source: str, poll_id: int) -> None:
         self.screen.post_message(PollStored(source, poll_id))
 
@@ -185,7 +201,7 @@ class DepinExplorerApp(App[None], ExplorerSession):
         except ConfigError as exc:
             self.call_from_thread(self._config_failed, f"config error: {exc}")
             return
-        if self._poll_enabled and not self.offline:
+        if self._poll_enabled and not self.offline and not self.viewer:
             # the poller's modules (httpx, the sources: about 100 ms) load here, not when
             # run_poller imports it on the UI thread
             importlib.import_module("explorer.poller")
@@ -213,8 +229,11 @@ class DepinExplorerApp(App[None], ExplorerSession):
             self.call_after_refresh(self._start_polling)
 
     def _start_polling(self) -> None:
-        """Poll in-process, attach to a running collector, or (offline) only read."""
-        if self.offline:
+        """Poll in-process, attach to a running collector, or (offline, viewer) only read."""
+        if self.viewer:  # a remote session: reads what a collector writes, never writes itself
+            pid = holder_pid(self.db_path)
+            self.attached_pid = None if pid is None else pid
+        elif self.offline:
             self.run_worker(
                 self._offline_sample(), name="poller", group="poller", exit_on_error=False
             )
@@ -249,7 +268,9 @@ class DepinExplorerApp(App[None], ExplorerSession):
         if mark:
             self._cache_mark = mark
             self.screen.post_message(PollStored("collector", mark))
-        if collector_gone and not self.offline and self.attached_pid is not None:
+        if self.viewer:  # polls arriving mean a collector writes; its lock gone, it stopped
+            self.attached_pid = None if collector_gone else (self.attached_pid or 0)
+        elif collector_gone and not self.offline and self.attached_pid is not None:
             self.attached_pid = None
             self.notify("the collector stopped: polling in-process", markup=False)
             self.run_poller()

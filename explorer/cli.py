@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import import_module
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -31,6 +31,9 @@ from explorer.paths import (
 )
 from explorer.setup import Setup, default_setup, read_toml, start_screen
 from explorer.setup import load_setup as load_setup_files
+
+if TYPE_CHECKING:
+    from explorer.host import Viewer
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_USAGE = 2
@@ -48,6 +51,10 @@ class Globals:
     log_file: Path | None = None
     at: str | None = None
     """Time travel for the TUI and exports: "2026-11-20 14:00" (local), "-3h", ISO 8601."""
+    viewer: str | None = None
+    """A remote session's read-only TUI ("browser", "ssh"): started by ``serve``/``ssh-serve``."""
+    state_file: Path | None = None
+    """The remote session's own state file (watchlist, last look), else the user's."""
 
     def config_path(self) -> Path:
         """``--config``, else ``DEPIN_EXPLORER_CONFIG``, else the platform config dir."""
@@ -177,6 +184,9 @@ class LazyGroup(click.Group):
 )
 @click.version_option(__version__, "--version", prog_name="depin-explorer")
 @global_options
+# What ``serve`` and ``ssh-serve`` start per session; hidden: not a mode a user picks.
+@click.option("--viewer", type=click.Choice(["browser", "ssh"]), default=None, hidden=True)
+@click.option("--state-file", type=click.Path(path_type=Path), default=None, hidden=True)
 @click.pass_context
 def cli(ctx: click.Context, **globals_: Any) -> None:
     """A terminal console for DePIN networks, markets and your own node fleet."""
@@ -220,9 +230,10 @@ def run_tui(ctx: click.Context) -> None:
         lambda: default_setup(path, glob.db),
         start_screen=start_screen(data),
         offline=glob.offline,
-        state_path=state_file_path(),
+        state_path=glob.state_file or state_file_path(),
         at=at,
         private=glob.private,
+        viewer=cast("Viewer | None", glob.viewer),  # click's Choice allows only those
     )
     try:
         app.run()

@@ -25,12 +25,22 @@ def exports_dir() -> Path:
     return data_dir() / "exports"
 
 
+def export_stem(table: TableExport, moment: datetime) -> str:
+    """The file name without ``.csv``: the table's name and the UTC moment."""
+    return f"{_STEM.sub('-', table.name).strip('-') or 'table'}-{moment:%Y%m%dT%H%M%SZ}"
+
+
+def export_body(table: TableExport) -> str:
+    """``table`` as CSV, formula cells neutralised."""
+    return to_csv(table.records(), list(table.columns))
+
+
 def write_export(table: TableExport, moment: datetime, directory: Path | None = None) -> Path:
     """Write ``table`` as CSV (formula cells neutralised) to a new file; return its path."""
     directory = directory or exports_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    stem = f"{_STEM.sub('-', table.name).strip('-') or 'table'}-{moment:%Y%m%dT%H%M%SZ}"
-    body = to_csv(table.records(), list(table.columns))
+    stem = export_stem(table, moment)
+    body = export_body(table)
     for attempt in range(1, 1000):
         path = directory / (f"{stem}.csv" if attempt == 1 else f"{stem}-{attempt}.csv")
         try:

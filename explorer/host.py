@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from cache.db import CacheError, Clock, open_reader
 from cache.lock import WriterLockHeldError, holder_pid
@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # the poller, the sources and httpx load after the first fram
 
 TOKEN_WARNING = timedelta(days=3)
 """io.net tokens last 21 days; warn from day 18."""
+Viewer = Literal["browser", "ssh"]
+"""A remote session's kind of read-only viewer (``serve``, ``ssh-serve``)."""
 ThenOnUi = Callable[[], None] | None
 """What a thread's work asks to run on the UI thread once it is done (None: nothing)."""
 
@@ -53,6 +55,9 @@ class ExplorerSession:
         clock: the injectable clock (UTC).
         at: the time-travel moment to start at; None is live.
         private: start with earnings hidden.
+        viewer: a remote session's read-only viewer ("browser" for ``serve``, "ssh" for
+            ``ssh-serve``): never polls, never writes the cache, never evaluates alerts;
+            exports go to the browser ("browser") or are refused ("ssh"). None: the local TUI.
     """
 
     def __init__(
@@ -64,8 +69,10 @@ class ExplorerSession:
         clock: Clock,
         at: datetime | None,
         private: bool,
+        viewer: Viewer | None = None,
     ) -> None:
         self._setup = setup
+        self.viewer = viewer
         self._state_path = state_path
         self.offline = offline
         self.clock = clock
@@ -97,6 +104,10 @@ class ExplorerSession:
         self, work: Callable[[], ThenOnUi], *, group: str, exclusive: bool = False
     ) -> None:
         """Run ``work`` in a thread, then what it returns on the UI thread."""
+        raise NotImplementedError
+
+    def _ui_deliver(self, table: TableExport) -> None:
+        """Hand an export to the browser as a download (``serve`` sessions)."""
         raise NotImplementedError
 
     def _ui_screen_changed(self, *, reload: bool) -> None:
@@ -157,7 +168,9 @@ class ExplorerSession:
     def attached_note(self) -> str | None:
         """The status-line note while a collector writes and this TUI only reads."""
         if self.attached_pid is None:
-            return None
+            return "read-only viewer" if self.viewer else None
+        if self.viewer:
+            return "read-only viewer of the collector"
         return (
             f"attached to collector, pid {self.attached_pid}"
             if self.attached_pid
@@ -241,7 +254,9 @@ class ExplorerSession:
 
     def poll_all(self) -> None:
         """Poll every source now (or say why not)."""
-        if self.offline:
+        if self.viewer:
+            self._ui_toast(Toast("read-only viewer: the collector on the server polls"))
+        elif self.offline:
             self._ui_toast(Toast("offline: no network request is made"))
         elif self.poller is None:
             self._ui_toast(Toast("polling is off in this session"))
@@ -261,7 +276,14 @@ class ExplorerSession:
     def export_table(self, table: TableExport) -> None:
         """Write what a table shows to a new file in a thread; a toast says where."""
         shown = table.masked() if self.private else table
-        self._ui_thread(lambda: self._write_export(shown), group="export")
+        if self.viewer == "browser":  # a download in the browser; nothing written on the server
+            self._ui_deliver(shown)
+        elif self.viewer:
+            self._ui_toast(
+                Toast("a remote session writes no file: run `depin-explorer export` on the server")
+            )
+        else:
+            self._ui_thread(lambda: self._write_export(shown), group="export")
 
     def _write_export(self, table: TableExport) -> ThenOnUi:
         from explorer.exports import write_export
