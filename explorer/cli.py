@@ -178,7 +178,12 @@ class LazyGroup(click.Group):
 
 @click.group(
     cls=LazyGroup,
-    lazy={"db": "explorer.db_cli:db", "alerts": "explorer.alerts_cli:alerts"},
+    lazy={
+        "db": "explorer.db_cli:db",
+        "alerts": "explorer.alerts_cli:alerts",
+        "serve": "explorer.serve:serve",
+        "ssh-serve": "explorer.ssh_serve:ssh_serve",
+    },
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
