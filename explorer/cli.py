@@ -1,16 +1,17 @@
 """Command line: the bare command starts the TUI; ``poll``, ``export`` and ``config`` for scripts.
 
 ``--config``, ``--db``, ``--offline`` and ``--log-file`` are accepted before and after any
-subcommand. Heavy imports (Textual, httpx) are deferred into the commands that need them.
+subcommand. Heavy imports (Textual, httpx, pydantic, SQLite, asyncio) are deferred into the
+commands that need them: ``--help``, ``--version`` and shell completion load none of them
+(tests/unit/test_cli_startup.py, benchmarks/cli_start.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import import_module
@@ -151,24 +152,71 @@ def load_setup(ctx: click.Context) -> Setup:
     return setup
 
 
+LAZY_HELP: dict[str, str] = {
+    "explorer.db_cli:db": "Look after the SQLite history: info, prune, vacuum, backup, check.",
+    "explorer.alerts_cli:alerts": (
+        "Alerts, newest first; exit status 1 while any fires, 0 when none does, 2 unknown."
+    ),
+    "explorer.alerts_cli:export_alerts": (
+        "Every alert that had fired by --at (else now), newest first, with its state then."
+    ),
+    "explorer.serve:serve": (
+        "Serve the console to a browser on loopback (token required; work in progress)."
+    ),
+    "explorer.ssh_serve:ssh_serve": (
+        "Serve the console over SSH to the keys in an authorized_keys file (read-only)."
+    ),
+}
+"""A lazy command's short help ("module:attribute" -> text), so that ``--help`` and shell
+completion list it without importing its module (and the cache, pydantic, Textual behind it).
+A lazy command missing here is imported to be listed; tests/unit/test_cli_startup.py checks
+that each text is the one the command itself shows."""
+
+
 class LazyGroup(click.Group):
-    """A group some of whose subcommands are imported only when used or listed.
+    """A group some of whose subcommands are imported only when used.
 
     Click's documented pattern for lazy subcommands: starting the TUI never loads the code (and
-    the cache modules) of ``db``, ``alerts`` or ``export alerts``.
+    the cache modules) of ``db``, ``alerts`` or ``export alerts``; listing them (``--help``,
+    completion) shows their :data:`LAZY_HELP` without importing them.
     """
 
     def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = lazy or {}
         """Command name -> "module:attribute"."""
+        self._listing = False
+
+    @contextmanager
+    def _listed(self) -> Iterator[None]:
+        """While listing subcommands, lazy ones with a known short help are stand-ins."""
+        self._listing = True
+        try:
+            yield
+        finally:
+            self._listing = False
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Every subcommand's name, lazy or not, for ``--help``."""
         return sorted([*super().list_commands(ctx), *self.lazy])
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands section of ``--help``, lazy commands not imported."""
+        with self._listed():
+            super().format_commands(ctx, formatter)
+
+    def shell_complete(
+        self, ctx: click.Context, incomplete: str
+    ) -> list[click.shell_completion.CompletionItem]:
+        """Completions of subcommand names (with their short help) and options."""
+        with self._listed():
+            return super().shell_complete(ctx, incomplete)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        """The subcommand, imported now if it is a lazy one."""
+        """The subcommand, imported now if it is a lazy one (a stand-in while listing)."""
+        target = self.lazy.get(cmd_name)
+        if self._listing and target in LAZY_HELP:
+            return click.Command(cmd_name, help=LAZY_HELP[target])
         if cmd_name in self.lazy:
             module, name = self.lazy[cmd_name].split(":")
             command: click.Command = getattr(import_module(module), name)
@@ -289,6 +337,8 @@ def poll(ctx: click.Context, once: bool, only: str | None, **globals_: Any) -> N
         if unknown:
             known = ", ".join(sorted(poller.sources)) or "none"
             fail(f"--only: unknown or disabled source {', '.join(unknown)} (enabled: {known})")
+    import asyncio
+
     try:
         code = asyncio.run(_poll(poller, once=once, only=names))
     except CacheError as exc:
@@ -298,6 +348,9 @@ def poll(ctx: click.Context, once: bool, only: str | None, **globals_: Any) -> N
 
 
 async def _poll(poller: Any, *, once: bool, only: list[str] | None) -> int:
+    import asyncio
+    import signal
+
     await poller.prepare()
     try:
         if once:
@@ -492,6 +545,30 @@ def config_path(ctx: click.Context, **globals_: Any) -> None:
     click.echo(f"database  {db}")
     click.echo(f"state     {state_file_path()}")
     click.echo(f"log       {glob.log_file or default_log_path()}")
+
+
+COMPLETE_VAR = "_DEPIN_EXPLORER_COMPLETE"
+"""Click's completion variable for the ``depin-explorer`` program (``_{PROG}_COMPLETE``)."""
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (bash, zsh or fish).
+
+    Load it in the shell's startup file, e.g. ``eval "$(depin-explorer completion bash)"`` in
+    ~/.bashrc; docs/install.md has zsh and fish. It is click's own script, the same as
+    ``_DEPIN_EXPLORER_COMPLETE=bash_source depin-explorer`` prints.
+    """
+    from click.shell_completion import get_completion_class
+
+    complete = get_completion_class(shell)
+    if complete is None:  # click's Choice allows only the shells click knows
+        fail(f"no completion for {shell}")
+        return
+    root = click.get_current_context().find_root()
+    prog_name = root.info_name or "depin-explorer"
+    click.echo(complete(root.command, {}, prog_name, COMPLETE_VAR).source())
 
 
 def main() -> None:
