@@ -8,6 +8,7 @@ commands that need them: ``--help``, ``--version`` and shell completion load non
 
 from __future__ import annotations
 
+import ast
 import gc
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -152,25 +154,43 @@ def load_setup(ctx: click.Context) -> Setup:
     return setup
 
 
-LAZY_HELP: dict[str, str] = {
-    "explorer.db_cli:db": "Look after the SQLite history: info, prune, vacuum, backup, check.",
-    "explorer.alerts_cli:alerts": (
-        "Alerts, newest first; exit status 1 while any fires, 0 when none does, 2 unknown."
-    ),
-    "explorer.alerts_cli:export_alerts": (
-        "Every alert that had fired by --at (else now), newest first, with its state then."
-    ),
-    "explorer.serve:serve": (
-        "Serve the console to a browser on loopback (token required; work in progress)."
-    ),
-    "explorer.ssh_serve:ssh_serve": (
-        "Serve the console over SSH to the keys in an authorized_keys file (read-only)."
-    ),
-}
-"""A lazy command's short help ("module:attribute" -> text), so that ``--help`` and shell
-completion list it without importing its module (and the cache, pydantic, Textual behind it).
-A lazy command missing here is imported to be listed; tests/unit/test_cli_startup.py checks
-that each text is the one the command itself shows."""
+HELP_KEYWORDS = frozenset({"help", "short_help", "hidden", "deprecated", "cls"})
+"""Arguments of a command's decorator that change what it lists; with any, it is imported."""
+
+
+def _command_call(decorator: ast.expr) -> ast.Call | None:
+    """The call of ``@click.command(...)``, ``@click.group(...)`` or ``@group.command(...)``."""
+    if isinstance(decorator, ast.Call):
+        func = decorator.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name in ("command", "group"):
+            return decorator
+    return None
+
+
+def lazy_help(target: str) -> str | None:
+    """A lazy command's docstring ("module:function"), read from its source, not imported.
+
+    Listing commands (``--help``, completion) needs only their help text; importing their
+    modules would load the cache, pydantic or Textual behind them. None when the command is not
+    a plain decorated function with a docstring: the caller imports it then.
+    """
+    module, name = target.split(":")
+    spec = find_spec(module)
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return None
+    try:
+        tree = ast.parse(Path(spec.origin).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            for decorator in node.decorator_list:
+                call = _command_call(decorator)
+                if call is not None and any(k.arg in HELP_KEYWORDS for k in call.keywords):
+                    return None
+            return ast.get_docstring(node)  # cleaned as click cleans it (inspect.cleandoc)
+    return None
 
 
 class LazyGroup(click.Group):
@@ -178,7 +198,7 @@ class LazyGroup(click.Group):
 
     Click's documented pattern for lazy subcommands: starting the TUI never loads the code (and
     the cache modules) of ``db``, ``alerts`` or ``export alerts``; listing them (``--help``,
-    completion) shows their :data:`LAZY_HELP` without importing them.
+    completion) reads their help from the source (:func:`lazy_help`) without importing them.
     """
 
     def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
@@ -189,7 +209,7 @@ class LazyGroup(click.Group):
 
     @contextmanager
     def _listed(self) -> Iterator[None]:
-        """While listing subcommands, lazy ones with a known short help are stand-ins."""
+        """While listing subcommands, lazy ones are stand-ins carrying their help."""
         self._listing = True
         try:
             yield
@@ -215,8 +235,8 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """The subcommand, imported now if it is a lazy one (a stand-in while listing)."""
         target = self.lazy.get(cmd_name)
-        if self._listing and target in LAZY_HELP:
-            return click.Command(cmd_name, help=LAZY_HELP[target])
+        if self._listing and target is not None and (text := lazy_help(target)) is not None:
+            return click.Command(cmd_name, help=text)
         if cmd_name in self.lazy:
             module, name = self.lazy[cmd_name].split(":")
             command: click.Command = getattr(import_module(module), name)
