@@ -24,6 +24,7 @@ from cache.retention_policy import RetentionPolicy
 from explorer.alert_config import AlertsConfig
 from explorer.errors import ConfigError as ConfigError  # raised by the models and the loader
 from explorer.setup import read_toml
+from sources.akash_address import is_provider_address
 from sources.models import is_device_id
 
 
@@ -89,6 +90,20 @@ class AkashConfig(NetworkConfig):
     """``[sources.akash]``: Akash console API capacity, GPUs, prices, leases."""
 
     base_url: str | None = "https://console-api.akash.network"
+    providers: list[str] = Field(default_factory=list, max_length=10_000)
+    """Akash provider addresses to follow besides fleet nodes labelled with a ``provider``."""
+    provider_interval: float = Field(default=300.0, ge=60)
+    """Seconds between provider polls; raised to 3 s per provider."""
+    provider_timeout: float = Field(default=60.0, gt=0, le=600)
+    """Overall deadline of one provider poll, in seconds."""
+
+    @field_validator("providers")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not is_provider_address(address):
+                raise ValueError(f"not an Akash provider address (akash1…): {address[:50]!r}")
+        return value
 
 
 class FilecoinConfig(NetworkConfig):
@@ -398,6 +413,9 @@ device_interval = 300  # raised to 3 s per device: io.net allows 100 per 5 min p
 enabled = true
 # base_url = "https://console-api.akash.network"
 interval = 120
+# The console's online state of providers named by fleet labels provider = "akash1…" (and here)
+# providers = ["akash1hcu596l97rqkcllcwundclhgkvurld6grecjgy"]
+provider_interval = 300  # raised to 3 s per provider
 
 [sources.filecoin]     # Filfox overview: active miners, network power, price
 enabled = true

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from explorer.config import Config, ConfigError, Secrets, _Auth, coingecko_root
 from sources.akash import AkashSource
+from sources.akash_providers import AkashProviderSource, ProviderMap
 from sources.base import Source
 from sources.coingecko import CoinGeckoSource
 from sources.exporter import Credentials, ExporterFleetSource, Target, credentials_from_env
@@ -27,6 +28,7 @@ NETWORK_SOURCES: dict[str, type] = {
 }
 FLEET_GROUP = "fleet"
 IONET_DEVICES = "ionet-devices"
+AKASH_PROVIDERS = "akash-providers"
 """``--only fleet`` means every fleet source: exporters, Prometheus servers and this machine."""
 
 
@@ -106,6 +108,26 @@ def _ionet_devices(
     return source, settings
 
 
+def _akash_providers(config: Config) -> tuple[Source, SourceSettings] | None:
+    """The Akash provider source, when the config names any provider (a list or labels)."""
+    section = config.sources.akash
+    configured: ProviderMap = {a: None for a in section.providers}
+    for target in config.fleet.targets:
+        address = target.labels.get("provider", "").strip()
+        if address:
+            configured[address] = target.name
+    if not section.enabled or not configured:
+        return None
+    source = AkashProviderSource(
+        base_url=section.base_url or AkashSource().base_url,
+        providers=lambda: dict(configured),
+        timeout=section.provider_timeout,
+    )
+    interval = max(section.provider_interval, source.min_interval())
+    settings = SourceSettings(interval, section.provider_timeout, section.ca_file, section.insecure)
+    return source, settings
+
+
 def build_sources(config: Config, secrets: Secrets) -> dict[str, tuple[Source, SourceSettings]]:
     """The enabled sources by name (``[sources.NAME]`` tables, then the fleet's)."""
     out: dict[str, tuple[Source, SourceSettings]] = {}
@@ -135,6 +157,9 @@ def build_sources(config: Config, secrets: Secrets) -> dict[str, tuple[Source, S
     devices = _ionet_devices(config, secrets, out.get("ionet"))
     if devices is not None:
         out[IONET_DEVICES] = devices
+    providers = _akash_providers(config)
+    if providers is not None:
+        out[AKASH_PROVIDERS] = providers
     fleet = config.fleet
     # a scrape never outlives half the interval, as in Prometheus (scrape_timeout <= interval)
     scrape_timeout = min(fleet.timeout, fleet.interval / 2)
