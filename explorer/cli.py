@@ -327,8 +327,17 @@ def run_tui(ctx: click.Context) -> None:
     metavar="NAME[,NAME…]",
     help="Poll only these sources (names of [sources.NAME] tables).",
 )
+@click.option(
+    "--metrics-listen",
+    "metrics_listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve /metrics for Prometheus there, e.g. 127.0.0.1:9464 ([collector] metrics_listen).",
+)
 @click.pass_context
-def poll(ctx: click.Context, once: bool, only: str | None, **globals_: Any) -> None:
+def poll(
+    ctx: click.Context, once: bool, only: str | None, metrics_listen: str | None, **globals_: Any
+) -> None:
     """Poll sources and store every result in the cache (headless)."""
     _merge(ctx, **globals_)
     if ctx.obj.at is not None:
@@ -358,12 +367,35 @@ def poll(ctx: click.Context, once: bool, only: str | None, **globals_: Any) -> N
             known = ", ".join(sorted(poller.sources)) or "none"
             fail(f"--only: unknown or disabled source {', '.join(unknown)} (enabled: {known})")
     import asyncio
+    import os
 
+    from explorer.metrics_listen import listener_for_poll
+
+    try:
+        listener = listener_for_poll(
+            setup.config,
+            setup.db_path,
+            listen=metrics_listen,
+            once=once,
+            private=ctx.obj.private,
+            state_path=ctx.obj.state_file or state_file_path(),
+            intervals={name: s.interval for name, s in poller.settings.items()},
+            environ=os.environ,
+            warn=lambda message: click.echo(f"depin-explorer: {message}", err=True),
+        )
+    except ConfigError as exc:
+        fail(f"config error: {exc}")
+        return
+    if listener is not None:
+        listener.start()
     try:
         code = asyncio.run(_poll(poller, once=once, only=names))
     except CacheError as exc:
         fail(str(exc))
         return
+    finally:
+        if listener is not None:
+            listener.stop()
     sys.exit(code)
 
 

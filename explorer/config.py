@@ -296,6 +296,40 @@ class EconomicsConfig(_Section):
         return value
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9464`` for IPv6) as (host, port).
+
+    Raises:
+        ValueError: saying what is wrong.
+    """
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:9464)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, e.g. [::1]:9464")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"{text!r}: the port must be a number from 0 to 65535")
+    return host, int(port_text)
+
+
+class CollectorConfig(_Section):
+    """``[collector]``: what a ``depin-explorer poll`` collector serves besides polling."""
+
+    metrics_listen: str | None = None
+    """``HOST:PORT`` of the Prometheus ``/metrics`` endpoint (docs/prometheus.md); unset: off."""
+    metrics_top_coins: int = Field(default=20, ge=1, le=5000)
+    """Coins exported without a watchlist: the largest this many by market cap."""
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value)  # ValueError says what is wrong
+        return value
+
+
 class Config(_Section):
     """The whole configuration file."""
 
@@ -306,6 +340,7 @@ class Config(_Section):
     ui: UiConfig = UiConfig()
     alerts: AlertsConfig = AlertsConfig()
     economics: EconomicsConfig = EconomicsConfig()
+    collector: CollectorConfig = CollectorConfig()
     keys: dict[str, str] = Field(default_factory=dict)
     """Binding id -> keys, e.g. ``"rankings.filter" = "slash,ctrl+f"``."""
 
@@ -469,6 +504,10 @@ snapshot_hourly_days = 90   # then one a day (for day_days)
 [ui]
 start_screen = "overview"   # or "rankings"
 animations = "none"         # none | basic | full
+
+[collector]          # a `depin-explorer poll` collector (docs/prometheus.md)
+# metrics_listen = "127.0.0.1:9464"   # serve /metrics for Prometheus; unset: off
+# metrics_top_coins = 20              # coins exported when the watchlist is empty
 
 [economics]          # the Rewards screen (5): power cost, net, payback
 # power_price_per_kwh = 0.25   # USD per kWh of the GPUs' power; unset: not counted
