@@ -90,13 +90,17 @@ def run_in_pty(
     env: dict[str, str],
     size: tuple[int, int] = (120, 40),
     limit: float = 25.0,
+    program: Sequence[str] | None = None,
+    cwd: Path = ROOT,
 ) -> tuple[bytes, int]:
-    """Run ``python -m explorer ARGS`` in a pty; send each key after its delay; return all
-    bytes written to the terminal and the exit status. Bounded by ``limit`` seconds."""
+    """Run ``python -m explorer ARGS`` (or ``PROGRAM ARGS``, e.g. an installed console script)
+    in a pty in ``cwd``; send each key after its delay; return all bytes written to the
+    terminal and the exit status. Bounded by ``limit`` seconds."""
+    argv = [*(program or [sys.executable, "-m", "explorer"]), *args]
     pid, fd = pty.fork()
     if pid == 0:  # child
-        os.chdir(ROOT)
-        os.execve(sys.executable, [sys.executable, "-m", "explorer", *args], env)
+        os.chdir(cwd)
+        os.execve(argv[0], argv, env)
     cols, rows = size
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     out = bytearray()
