@@ -4,6 +4,10 @@ Each reward is valued at the cached price of its token at the time it was earned
 power come from the fleet's samples (cache/economics.py says exactly how). Per node or per UTC
 day, with per-network and fleet totals above the table. A missing figure is "—", never 0; in
 private mode every money figure is "•••".
+
+Missed io.net blocks (cache/reward_misses.py): per node, how many and the most common cause our
+history shows (``Miss``, ``Why``); ``m`` lists every missed block with io.net's cause and our
+figures of its hour, with a summary line per node above.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from textual.widgets import Static
 
 from cache.economics import MAX_SPAN, Economics, EconomicsSettings, Figures, economics
 from cache.queries import PollInfo, latest_good_poll
+from cache.reward_misses import RewardMisses, reward_misses
 from cache.text import safe_text
+from screens import reward_misses_view as misses_view
 from screens.base import CacheScreen, ReadContext
 from screens.host import host
 from screens.node import NodeScreen
@@ -64,7 +70,7 @@ def _price_age(value: object) -> Text:
 
 
 def columns(by_day: bool, private: bool) -> list[Column]:
-    """The table's columns: per node or per day; money as "•••" while private."""
+    """The table's columns: per node (with missed blocks) or per day; money "•••" if private."""
 
     def money(key: str, label: str, width: int, render: Callable[[object], Text]) -> Column:
         # while private, their order would tell what the "•••" hide
@@ -85,13 +91,23 @@ def columns(by_day: bool, private: bool) -> list[Column]:
         money("power_cost", "Power", 7, _usd),
         money("net", "Net", 8, _usd),
         *([] if by_day else [money("payback_days", "Payback", 7, _payback)]),
+        *([] if by_day else misses_view.node_columns()),
         Column("price_age_s", "Px age", 6, "right", _price_age),
     ]
 
 
-def _row(f: Figures, cols: list[Column]) -> tuple[object, ...]:
-    values = {**f.__dict__, "node": f.label, "day": f.label}
+def _row(f: Figures, cols: list[Column], misses: RewardMisses | None) -> tuple[object, ...]:
+    found = misses.nodes.get(f.label) if misses else None
+    values = {**f.__dict__, "node": f.label, "day": f.label, **misses_view.node_cells(found)}
     return tuple(values[c.key] for c in cols)
+
+
+@dataclass(frozen=True)
+class RewardsData:
+    """One Rewards read: the period's economics and its missed io.net blocks."""
+
+    economics: Economics
+    misses: RewardMisses
 
 
 @dataclass(frozen=True)
@@ -103,8 +119,8 @@ class RewardsOptions:
     span: float
 
 
-class RewardsScreen(CacheScreen[Economics, RewardsOptions]):
-    """Fleet economics over a period; sortable; Enter opens the node."""
+class RewardsScreen(CacheScreen[RewardsData, RewardsOptions]):
+    """Fleet economics over a period; sortable; Enter opens the node; ``m`` the missed blocks."""
 
     SOURCES = REWARD_SOURCES
     AUTO_FOCUS = "FleetTable"
@@ -134,15 +150,24 @@ class RewardsScreen(CacheScreen[Economics, RewardsOptions]):
             tooltip="Reverse the sort order",
         ),
         Binding("v", "toggle_days", "By day", id="rewards.view", tooltip="Per node or per day"),
+        Binding(
+            "m",
+            "toggle_misses",
+            "Missed",
+            id="rewards.misses",
+            tooltip="Missed io.net blocks: io.net's cause and our history of each hour",
+        ),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.period_index = 0
         self.by_day = False
+        self.show_misses = False
         self.sort_key = "net"
         self.descending = True
         self.data: Economics | None = None
+        self.misses: RewardMisses | None = None
         self._shown_private: bool | None = None
 
     def compose(self) -> ComposeResult:
@@ -162,21 +187,35 @@ class RewardsScreen(CacheScreen[Economics, RewardsOptions]):
 
     def read(
         self, conn: sqlite3.Connection, ctx: ReadContext[RewardsOptions]
-    ) -> tuple[Economics, PollInfo | None]:
-        """The period's economics as of now (or the time-travel moment)."""
+    ) -> tuple[RewardsData, PollInfo | None]:
+        """The period's economics and missed blocks as of now (or the time-travel moment)."""
         options = ctx.options
         found = economics(conn, options.period, options.settings, ctx.now, options.span)
-        return found, latest_good_poll(conn, REWARD_SOURCES, ctx.at)
+        misses = reward_misses(conn, found.since, found.until, span=options.span)
+        return RewardsData(found, misses), latest_good_poll(conn, REWARD_SOURCES, ctx.at)
 
-    def render_data(self, data: Economics | None) -> None:
-        """Rows per node (or day), totals per network and for the fleet."""
-        self.data = data
+    def render_data(self, data: RewardsData | None) -> None:
+        """Rows per node (or day, or missed block), totals per network and for the fleet."""
+        if data is not None:
+            self.data, self.misses = data.economics, data.misses
+        else:
+            self.data = self.misses = None
+        self._draw()
+
+    def _draw(self) -> None:
+        data = self.data
         private = host(self).private
-        cols = columns(self.by_day, private)
-        figures = (data.days if self.by_day else data.nodes) if data else []
         table = self.query_one(FleetTable)
-        keys = [f.label for f in figures]
-        rows = [_row(f, cols) for f in figures]
+        if self.show_misses:
+            cols = misses_view.columns()
+            shown = self.misses.misses if self.misses else []
+            keys = [misses_view.row_key(m) for m in shown]
+            rows = [misses_view.row(m) for m in shown]
+        else:
+            cols = columns(self.by_day, private)
+            figures = (data.days if self.by_day else data.nodes) if data else []
+            keys = [f.label for f in figures]
+            rows = [_row(f, cols, self.misses) for f in figures]
         col_keys = [c.key for c in cols]
         if [c.key for c in table.columns] != col_keys or private != self._shown_private:
             table.set_rows(cols, rows, keys)  # new renderers: cells are drawn afresh
@@ -188,14 +227,18 @@ class RewardsScreen(CacheScreen[Economics, RewardsOptions]):
         else:
             table.update_rows(rows, keys)
         self._title(data)
-        self._totals(data, private)
+        if self.show_misses:
+            self.query_one("#rewards-totals", Static).update(misses_view.summary(self.misses))
+        else:
+            self._totals(data, private)
 
     def _title(self, data: Economics | None) -> None:
         period = PERIODS[self.period_index][0]
         title = Text.assemble(("Rewards", "bold"), f"  last {period}")
         if data is not None:
             title.append(f" to {local_time(data.until, True)}", style="dim")
-        title.append(f"  ·  {'per day' if self.by_day else 'per node'}")
+        view = "missed blocks" if self.show_misses else "per day" if self.by_day else "per node"
+        title.append(f"  ·  {view}")
         shown = self.query_one(FleetTable).columns
         label = next((c.label for c in shown if c.key == self.sort_key), self.sort_key)
         title.append(f"  ·  sort: {label} {'↓' if self.descending else '↑'}", style="dim")
@@ -253,13 +296,21 @@ class RewardsScreen(CacheScreen[Economics, RewardsOptions]):
     def action_toggle_days(self) -> None:
         """Rows per node or per UTC day."""
         self.by_day = not self.by_day
+        self.show_misses = False
         self.sort_key, self.descending = self._default_sort(host(self).private)
-        self.render_data(self.data)
+        self._draw()
+
+    def action_toggle_misses(self) -> None:
+        """Rows per missed io.net block (again: back to the nodes or days)."""
+        self.show_misses = not self.show_misses
+        self.sort_key, self.descending = self._default_sort(host(self).private)
+        self._draw()
 
     def action_sort_next(self) -> None:
         """Sort by the next column: text ascending, figures descending."""
         self.sort_key = self.query_one(FleetTable).next_sort_key(self.sort_key)
-        self.descending = self.sort_key not in ("node", "network")
+        text_keys = ("node", "network", "cause", "seen", "network_status", "device_id", "why")
+        self.descending = self.sort_key not in text_keys
         self._sort()
 
     def action_sort_reverse(self) -> None:
@@ -274,7 +325,9 @@ class RewardsScreen(CacheScreen[Economics, RewardsOptions]):
         self._title(self.data)
 
     def _default_sort(self, private: bool) -> tuple[str, bool]:
-        """Newest day first, else best net first (by node name while private)."""
+        """Newest day (or missed block) first, else best net first (by node name if private)."""
+        if self.show_misses:
+            return "at", True
         if self.by_day:
             return "day", True
         return ("node", False) if private else ("net", True)
@@ -288,7 +341,8 @@ class RewardsScreen(CacheScreen[Economics, RewardsOptions]):
     def _open_node(self, event: FleetTable.RowSelected) -> None:
         if self.by_day or self.data is None:
             return
-        found = next((f for f in self.data.nodes if f.label == event.key), None)
+        who = event.key.split("\x1f", 1)[0] if self.show_misses else event.key
+        found = next((f for f in self.data.nodes if f.label == who), None)
         if found is None or found.source_kind is None:
             self.notify("no fleet samples stored for this node", timeout=3, markup=False)
             return
@@ -298,6 +352,10 @@ class RewardsScreen(CacheScreen[Economics, RewardsOptions]):
         """The rows as shown, with the reward token beside the amount."""
         table = self.query_one(FleetTable)
         keys = [c.key for c in table.columns]
+        if self.show_misses:  # no amount in it: a missed block paid nothing
+            shown = [r for k in table.visible_keys() if (r := table.row_for(k)) is not None]
+            name = f"rewards-missed-{PERIODS[self.period_index][0]}"
+            return TableExport(name, keys, shown, frozenset(MONEY))
         at = keys.index("rewards") + 1
         pool = (self.data.days if self.by_day else self.data.nodes) if self.data else []
         token = {f.label: f.token for f in pool}

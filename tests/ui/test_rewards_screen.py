@@ -207,3 +207,74 @@ async def test_private_mode_never_orders_rows_by_what_it_hides(tmp_path: Path) -
         await pilot.press("p")  # hidden while sorted by it: back to the status order
         await settle(pilot)
         assert fleet.sort_state == ("status", False)
+
+
+async def test_missed_blocks_marked_listed_and_explained(tmp_path: Path) -> None:
+    rewards_cache(tmp_path, misses=True)
+    app = make_app(tmp_path, config=ECONOMICS)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await open_rewards(pilot)
+        keys = [c.key for c in table.columns]
+        cells = {k: dict(zip(keys, table.row_for(k), strict=True)) for k in ("gpu-01", "gpu-02")}
+        assert (cells["gpu-01"]["missed"], cells["gpu-01"]["why"]) == (4, "no samp.")
+        assert (cells["gpu-02"]["missed"], cells["gpu-02"]["why"]) == (3, "down")
+        assert dict(zip(keys, table.row_for("cpu-01"), strict=True))["missed"] is None
+        await pilot.press("m")
+        await settle(pilot)
+        assert app.screen.show_misses and table.sort_state == ("at", True)
+        rows = [
+            dict(zip([c.key for c in table.columns], table.row_for(k), strict=True))
+            for k in table.visible_keys()
+        ]
+        assert [(r["node"], r["at"][11:16], r["cause"], r["seen"]) for r in rows[:3]] == [
+            ("gpu-02", "11:00", "failed", "network says down"),
+            ("gpu-02", "10:00", "failed", "down 25 min"),
+            ("gpu-02", "09:00", "failed", "no samples"),
+        ]
+        assert rows[1]["down_min"] == 25.0 and rows[1]["sampled_min"] == 60.0
+        assert rows[0]["gpu_temp_max_c"] == 92.0 and rows[0]["network_status"] == "down"
+        assert rows[2]["cpu_pct"] is None  # nothing guessed for an hour without samples
+        assert [r["cause"] for r in rows[3:]] == ["not in block"] * 4
+        shown = screen_text(app)
+        assert "missed blocks" in shown
+        assert "gpu-02      1 earned / 3 missed (3 failed)" in shown
+        assert "down 25 min in 1 of 3 missed blocks" in shown
+        assert "no samples in 4 of 4 missed blocks" in shown
+        await pilot.press("enter")  # the block's node
+        await settle(pilot)
+        assert isinstance(app.screen, NodeScreen) and app.screen.node_name == "gpu-02"
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("p")  # private: counts and causes stay, no amount anywhere
+        await settle(pilot)
+        shown = screen_text(app)
+        assert "3 missed (3 failed)" in shown and "4.75" not in shown and "0.25" not in shown
+        await pilot.press("m")  # back to the nodes
+        await settle(pilot)
+        assert not app.screen.show_misses and "missed" in [c.key for c in table.columns]
+
+
+async def test_missed_blocks_as_of_t(tmp_path: Path) -> None:
+    rewards_cache(tmp_path, misses=True)
+    app = make_app(tmp_path, config=ECONOMICS)
+    app.at = NOW - timedelta(seconds=150)  # 11:57:30: gpu-02's blocks were fetched at 11:58
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await open_rewards(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        nodes = {table.row_for(k)[1] for k in table.visible_keys()}
+        assert nodes == {"gpu-01"}
+        assert "gpu-02" not in screen_text(app)
+
+
+async def test_export_of_the_missed_blocks(tmp_path: Path) -> None:
+    rewards_cache(tmp_path, misses=True)
+    app = make_app(tmp_path, config=ECONOMICS)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_rewards(pilot)
+        await pilot.press("m", "e")
+        await settle(pilot)
+        with written(set()).open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert len(rows) == 7 and rows[1]["seen"] == "down 25 min"
+        assert rows[1]["down_min"] == "25.0" and rows[2]["cpu_pct"] == ""
