@@ -187,22 +187,25 @@ def fleet_counts(
     """Nodes up, down and stale per (network, source kind), from each node's newest sample.
 
     Down is what the sample says; stale is an up node whose sample is older than its kind's
-    limit (the Fleet screen's rule). Grouped by the poll's time in SQL, so Python sees one row
-    per (network, kind, up, poll), not one per node.
+    limit (the Fleet screen's rule). Grouped by poll in SQL, so Python sees one row per
+    (network, kind, up, poll), not one per node; each poll's time is then read once.
     """
     rows = conn.execute(
-        "SELECT n.network, n.source_kind, s.up, p.finished_at, COUNT(*) FROM nodes n "
+        "SELECT n.network, n.source_kind, s.up, n.last_poll_id, COUNT(*) FROM nodes n "
         "CROSS JOIN node_samples s ON s.poll_id = n.last_poll_id AND s.node = n.node "
-        "AND s.source_kind = n.source_kind JOIN polls p ON p.id = n.last_poll_id "
-        "GROUP BY n.network, n.source_kind, s.up, p.finished_at"
+        "AND s.source_kind = n.source_kind "
+        "GROUP BY n.network, n.source_kind, s.up, n.last_poll_id"
     ).fetchall()
+    ages: dict[int, float] = {}
+    for poll_id in {r[3] for r in rows}:
+        finished = conn.execute("SELECT finished_at FROM polls WHERE id = ?", (poll_id,)).fetchone()
+        ages[poll_id] = (now - parse_iso(finished[0])).total_seconds()
     counts: dict[tuple[str | None, str], list[int]] = {}
-    for network, kind, up, finished_at, count in rows:
+    for network, kind, up, poll_id, count in rows:
         slot = counts.setdefault((network, kind), [0, 0, 0])
-        age = (now - parse_iso(finished_at)).total_seconds()
         if not up:
             slot[1] += count
-        elif age > stale_after.get(kind, DEFAULT_STALE_AFTER):
+        elif ages[poll_id] > stale_after.get(kind, DEFAULT_STALE_AFTER):
             slot[2] += count
         else:
             slot[0] += count
