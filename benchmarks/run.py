@@ -27,6 +27,7 @@ SCRIPTS: list[tuple[str, list[str]]] = [
     ("history_query.py", ["node_history_query"]),
     ("poll_write.py", ["poll_write_1000"]),
     ("rss.py", ["rss_100k"]),
+    ("cli_start.py", []),
     ("tui_idle_cpu.py", ["tui_idle_cpu"]),
 ]
 TIMEOUT_S = 900
