@@ -26,6 +26,7 @@ from explorer.cli import cli
 from tests.integration.test_collector import env, wait_for
 from tests.support import prom
 from tests.support.loopback import LoopbackServer, Reply
+from tests.unit.test_metrics_grafana import DASHBOARD, expressions
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REAL = FIXTURES / "real"
@@ -206,6 +207,11 @@ def test_prometheus_answers_with_the_values_export_networks_shows(
         # an example of docs/prometheus.md: the fleet next to the network
         up = prom.query(server, 'sum(depin_fleet_nodes{state="up",network="io.net"})')
         assert float(up[0]["value"][1]) == 1
+        # every expression of the Grafana dashboard is valid PromQL to the real server
+        dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+        for expr in expressions(dashboard):
+            if not expr.startswith("label_values("):  # Grafana's own, not PromQL
+                prom.query(server, expr.replace("$network", ".*"))  # ValueError if refused
 
 
 def test_unauthenticated_scrapes_are_refused_when_auth_is_set(tmp_path: Path) -> None:
