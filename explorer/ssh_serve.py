@@ -70,8 +70,12 @@ def load_host_key(path: Path) -> tuple[SSHKey, bool]:
         raise  # unreachable
 
 
-def check_authorized_keys(path: Path) -> int:
-    """The number of keys in ``path``; a missing, unreadable, empty or malformed file exits 2."""
+def check_authorized_keys(path: Path) -> tuple[int, list[int]]:
+    """The number of keys in ``path`` and the numbers of the lines that hold none.
+
+    Lines that are not keys are skipped, as sshd skips them; a missing, unreadable or empty
+    file, or one without a single valid key, exits 2.
+    """
     import asyncssh
 
     hint = "add the public keys that may connect, one per line (OpenSSH's format)"
@@ -81,16 +85,19 @@ def check_authorized_keys(path: Path) -> int:
         fail(f"no authorized keys file {path}: {hint}")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {path}: {exc}")
-    lines = [
-        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    ]
-    if not lines:
-        fail(f"{path} holds no key: {hint}")
-    try:
-        asyncssh.import_authorized_keys(text)
-    except ValueError as exc:
-        fail(f"{path}: {exc}")
-    return len(lines)
+    keys, skipped = 0, []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            asyncssh.import_authorized_keys(line)
+        except ValueError:
+            skipped.append(number)
+        else:
+            keys += 1
+    if not keys:
+        fail(f"{path} holds no key{' (every line is malformed)' if skipped else ''}: {hint}")
+    return keys, skipped
 
 
 def is_loopback(host: str) -> bool:
@@ -170,7 +177,10 @@ def ssh_serve(
     if glob.viewer is not None or glob.state_file is not None:
         fail("--viewer and --state-file are the sessions' own options", EXIT_USAGE)
     keys_path = (authorized_keys or Path.home() / ".ssh" / "authorized_keys").expanduser()
-    count = check_authorized_keys(keys_path)
+    count, skipped = check_authorized_keys(keys_path)
+    if skipped:
+        lines = ", ".join(str(n) for n in skipped)
+        click.echo(f"depin-explorer: {keys_path}: not a key, skipped: line {lines}", err=True)
     setup = load_setup(ctx)  # a bad config exits 2 here, not in every session
     from explorer.ssh_session import ServeSettings
 
