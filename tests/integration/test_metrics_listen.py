@@ -110,6 +110,21 @@ def collector(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
         assert f"serving metrics on http://127.0.0.1:{port}/metrics" in errors
 
 
+def doc_examples() -> list[str]:
+    """The PromQL examples of docs/prometheus.md: one per line, indented lines continue one."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "prometheus.md").read_text()
+    block = text.split("```promql\n", 1)[1].split("```", 1)[0]
+    examples: list[str] = []
+    for line in block.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith(" ") and examples:
+            examples[-1] += " " + line.strip()
+        else:
+            examples.append(line)
+    return examples
+
+
 def export_networks(cfg: Path, db: Path) -> list[dict[str, Any]]:
     result = CliRunner().invoke(
         cli, ["--config", str(cfg), "--db", str(db), "export", "networks", "--format", "json"]
@@ -212,6 +227,11 @@ def test_prometheus_answers_with_the_values_export_networks_shows(
         for expr in expressions(dashboard):
             if not expr.startswith("label_values("):  # Grafana's own, not PromQL
                 prom.query(server, expr.replace("$network", ".*"))  # ValueError if refused
+        # and so is every example of docs/prometheus.md
+        examples = doc_examples()
+        assert len(examples) >= 10
+        for expr in examples:
+            prom.query(server, expr)
 
 
 def test_unauthenticated_scrapes_are_refused_when_auth_is_set(tmp_path: Path) -> None:
