@@ -9,11 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from cache.db import iso
-from cache.queries import GpuModelRow, MetricValue, NodeRow, Rankings
+from cache.db import iso, utc_now
+from cache.network_status import EXPORT_STATES, NodeNetStatus, node_statuses
+from cache.queries import GpuModelRow, MetricValue, NodeRow, Rankings, latest_fleet
 from cache.rewards import RewardRow
 from sources.figures import NODE_VALUE_FIELDS
 
@@ -43,7 +46,20 @@ GPU_MODELS_KEYS = (
     "source",
     "fetched_at",
 )
-FLEET_KEYS = ("node", "network", "up", *NODE_VALUE_FIELDS, "source", "fetched_at")
+NET_KEYS = ("net_status", "net_network", "net_device", "net_up", "net_fetched_at")
+"""The network's view of the node (docs/alerts.md, "status_disagrees"): ``net_status`` is
+``agrees``, ``network_down``, ``network_up`` or ``unknown`` (null for a node no network reports
+on), ``net_up`` what the network said (null: nothing readable), ``net_fetched_at`` when it was
+read."""
+FLEET_KEYS = (
+    "node",
+    "network",
+    "up",
+    *NODE_VALUE_FIELDS,
+    "source",
+    "fetched_at",
+    *NET_KEYS,
+)
 REWARDS_KEYS = ("node", "network", "device_id", "at", "amount", "token", "source", "fetched_at")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -112,8 +128,14 @@ def gpu_models_records(models: list[GpuModelRow]) -> list[dict[str, Any]]:
     ]
 
 
-def fleet_records(nodes: list[NodeRow]) -> list[dict[str, Any]]:
-    """One dict per (source, node) of the latest poll; GPU values null without a GPU."""
+def fleet_records(
+    nodes: list[NodeRow], net: Mapping[str, NodeNetStatus] | None = None
+) -> list[dict[str, Any]]:
+    """One dict per (source, node) of the latest poll; GPU values null without a GPU.
+
+    ``net`` (from :func:`cache.network_status.node_statuses`) fills :data:`NET_KEYS`; without
+    it, or for a node no network reports on, they are null.
+    """
     records = []
     for n in nodes:
         record: dict[str, Any] = {"node": n.node, "network": n.network, "up": n.up}
@@ -122,8 +144,24 @@ def fleet_records(nodes: list[NodeRow]) -> list[dict[str, Any]]:
             record[field] = number(value) if isinstance(value, float) else value
         record["source"] = n.source_kind
         record["fetched_at"] = iso(n.fetched_at)
+        status = net.get(n.node) if net else None
+        reading = status.net if status else None
+        record["net_status"] = EXPORT_STATES[status.state] if status else None
+        record["net_network"] = reading.network if reading else None
+        record["net_device"] = reading.device_id if reading else None
+        record["net_up"] = reading.up if reading else None
+        record["net_fetched_at"] = iso(reading.at) if reading else None
         records.append(record)
     return records
+
+
+def fleet_export(conn: sqlite3.Connection, at: datetime | None = None) -> list[dict[str, Any]]:
+    """``export fleet``: each node's latest sample as of ``at`` (or now), with the network's view.
+
+    The states use :class:`cache.network_status.Limits`' defaults, like the ``status_disagrees``
+    alert (ours at most 5 min old, the network's 30 min), not the Fleet screen's stale times.
+    """
+    return fleet_records(latest_fleet(conn, at), node_statuses(conn, at or utc_now(), at))
 
 
 def rewards_records(rewards: list[RewardRow]) -> list[dict[str, Any]]:

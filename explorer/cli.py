@@ -512,7 +512,7 @@ def _export(ctx: click.Context, table: str, fmt: str, globals_: dict[str, Any]) 
                 records = export.rankings_records(queries.latest_rankings(conn, at))
             elif table == "fleet":
                 keys = export.FLEET_KEYS
-                records = export.fleet_records(queries.latest_fleet(conn, at))
+                records = export.fleet_export(conn, at)
             elif table == "rewards":
                 from cache.rewards import reward_rows
 

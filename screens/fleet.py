@@ -19,6 +19,15 @@ from textual.widgets import Input, Static
 
 from cache.db import parse_iso
 from cache.fleet import fleet_rows
+from cache.network_status import (
+    AGREES,
+    DISAGREES,
+    NETWORK_SOURCES,
+    Limits,
+    classify,
+    network_limit,
+    network_views,
+)
 from cache.queries import PollInfo, latest_good_poll
 from cache.rewards import rewards_by_node
 from cache.text import safe_text
@@ -58,6 +67,14 @@ def _age_cell(value: object) -> Text:
     return missing() if not isinstance(value, int | float) else Text(age(value))
 
 
+def _net_cell(value: object) -> Text:
+    """The network's view against ours: words and arrows, so NO_COLOR loses nothing."""
+    if value is None:
+        return missing()  # a node the network does not report on
+    style = "bold red" if value in DISAGREES else "green" if value == AGREES else "dim"
+    return Text(str(value), style=style)
+
+
 def _uptime_cell(value: object) -> Text:
     return missing() if not isinstance(value, int | float) else Text(age(value))
 
@@ -74,6 +91,7 @@ def fleet_columns(
         Column("node", "Node", 16),
         Column("network", "Network", 8),
         Column("status", "Status", 7, render=_status_cell),
+        Column("net", "Net", 8, render=_net_cell),
         Column("cpu_pct", "CPU%", 5, "right", number_cell(".0f"), level("cpu_pct")),
         Column("mem_pct", "Mem%", 5, "right", number_cell(".0f"), level("mem_pct")),
         Column("disk_pct", "Disk%", 5, "right", number_cell(".0f"), level("disk_pct")),
@@ -82,6 +100,7 @@ def fleet_columns(
         Column("gpu_power_w", "Watts", 6, "right", number_cell(",.0f"), level("gpu_power_w")),
         Column("uptime_s", "Uptime", 7, "right", _uptime_cell),
         Column("seen_s", "Seen", 6, "right", _age_cell),
+        Column("net_seen_s", "NetAge", 6, "right", _age_cell),
         Column(
             "reward_24h",
             "IO 24h",
@@ -94,7 +113,9 @@ def fleet_columns(
     ]
 
 
-COLUMN_KEYS = [c.key for c in fleet_columns({})]
+NET_KEYS = ("net", "net_seen_s")
+COLUMN_KEYS = [c.key for c in fleet_columns({}) if c.key not in NET_KEYS] + list(NET_KEYS)
+"""The order ``s`` walks the columns in: the network's view last, so the figures come first."""
 
 KEY_SEPARATOR = "\x1f"
 """Never in a node name: names are sanitised, control characters replaced."""
@@ -115,7 +136,7 @@ def split_key(key: str) -> tuple[str, str]:
     return node, kind or "exporter"
 
 
-FILTER_COLUMNS = ("node", "network", "source")
+FILTER_COLUMNS = ("node", "network", "source", "net")
 
 
 @dataclass(frozen=True)
@@ -137,6 +158,8 @@ class FleetOptions:
     group: str | None
     stale_after: tuple[tuple[str, float], ...]
     """(node kind, seconds after which its latest sample is stale)."""
+    net_after: tuple[tuple[str, float], ...] = ()
+    """(network source, seconds after which its reading is too old to compare)."""
 
 
 class FleetScreen(CacheScreen[FleetData, FleetOptions]):
@@ -203,7 +226,10 @@ class FleetScreen(CacheScreen[FleetData, FleetOptions]):
             (kind, 2 * app.source_interval(_poll_name(kind)))
             for kind in ("exporter", "promql", "local")
         )
-        return FleetOptions(self.group, stale_after)
+        net_after = tuple(
+            (source, network_limit(app.source_interval(source))) for source in NETWORK_SOURCES
+        )
+        return FleetOptions(self.group, stale_after, net_after)
 
     def read(
         self, conn: sqlite3.Connection, ctx: ReadContext[FleetOptions]
@@ -219,6 +245,12 @@ class FleetScreen(CacheScreen[FleetData, FleetOptions]):
         fleet = fleet_rows(conn, ctx.at, label=group_label, whole=True)
         rewards = rewards_by_node(conn, now)
         stale_after = dict(ctx.options.stale_after)
+        # the network's view only for the few nodes it reports on (a dict probe per row)
+        views = network_views(conn, ctx.at)
+        net_after = dict(ctx.options.net_after)
+        net_ages: dict[str, float] = {
+            node: (now - view.at).total_seconds() for node, view in views.items()
+        }
         ages: dict[str, float] = {}
         shared: dict[str | None, str | None] = {}  # one str object per network / kind, not per row
         rows: list[tuple[object, ...]] = []
@@ -248,12 +280,22 @@ class FleetScreen(CacheScreen[FleetData, FleetOptions]):
             else:
                 status = "up"
             reward = rewards.get(node)
+            view = views.get(node) if views else None
+            net: str | None = None
+            net_seen: float | None = None
+            if view is not None:
+                net_seen = net_ages[node]
+                limits = Limits(
+                    stale_after.get(kind, 2 * 120.0), net_after.get(view.source, Limits.network_s)
+                )
+                net = classify(bool(up), seen, view.up, net_seen, limits)
             network = shared.setdefault(network, network)
             kind = shared.setdefault(kind, kind) or kind  # never None: a NOT NULL column
             row = (
                 node,
                 network,
                 status,
+                net,
                 cpu,
                 mem,
                 disk,
@@ -262,6 +304,7 @@ class FleetScreen(CacheScreen[FleetData, FleetOptions]):
                 watts,
                 uptime,
                 seen,
+                net_seen,
                 reward[0] if reward else None,
                 kind,
             )
@@ -306,9 +349,10 @@ class FleetScreen(CacheScreen[FleetData, FleetOptions]):
 
     def _summary(self, rows: list[tuple[object, ...]]) -> None:
         states = [r[2] for r in rows]
-        cpus = [r[3] for r in rows if isinstance(r[3], int | float)]
-        watts = [r[8] for r in rows if isinstance(r[8], int | float)]
-        earned = [r[11] for r in rows if isinstance(r[11], int | float)]
+        nets = [r[3] for r in rows if r[3] is not None]
+        cpus = [r[4] for r in rows if isinstance(r[4], int | float)]
+        watts = [r[9] for r in rows if isinstance(r[9], int | float)]
+        earned = [r[13] for r in rows if isinstance(r[13], int | float)]
         line = Text()
         line.append(f"{len(rows):,} node{'' if len(rows) == 1 else 's'}  ", style="bold")
         line.append(f"▲ {states.count('up'):,} up  ", style="green")
@@ -318,6 +362,9 @@ class FleetScreen(CacheScreen[FleetData, FleetOptions]):
         line.append(
             f"◌ {states.count('stale'):,} stale  ", style="bold yellow" if "stale" in states else ""
         )
+        if nets:
+            differ = sum(1 for n in nets if n in DISAGREES)
+            line.append(f"≠ {differ:,} net disagree  ", style="bold red" if differ else "")
         line.append(f"CPU {sum(cpus) / len(cpus):.0f}% mean  " if cpus else "CPU —  ")
         line.append(f"{sum(watts):,.0f} W GPU power" if watts else "GPU power —")
         if earned:
@@ -361,7 +408,7 @@ class FleetScreen(CacheScreen[FleetData, FleetOptions]):
     def action_sort_next(self) -> None:
         """Sort by the next column."""
         self.sort_key = self.query_one(FleetTable).next_sort_key(self.sort_key, COLUMN_KEYS)
-        self.descending = self.sort_key not in ("node", "network", "status", "source")
+        self.descending = self.sort_key not in ("node", "network", "status", "net", "source")
         self._sort()
 
     def action_sort_reverse(self) -> None:

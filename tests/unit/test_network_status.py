@@ -211,3 +211,22 @@ def test_timeline_of_a_node_without_a_network_label(tmp_path: Path) -> None:
     lines = status_timelines(open_reader(db), "plain", T0, T0 + timedelta(minutes=1))
     assert lines.ours == [(T0, True)]
     assert lines.network == [] and lines.network_name is None
+
+
+def test_export_fleet_carries_the_network_view(tmp_path: Path) -> None:
+    from cache.export import FLEET_KEYS, NET_KEYS, fleet_export, to_csv
+
+    db = tmp_path / "c.db"
+    history(db)
+    at = T0 + timedelta(minutes=1)
+    records = {(r["node"], r["source"]): r for r in fleet_export(open_reader(db), at)}
+    assert all(list(r) == list(FLEET_KEYS) for r in records.values())
+    down = records[("b-netdown", "exporter")]
+    assert down["net_status"] == "network_down" and down["net_up"] is False
+    assert down["net_network"] == "io.net" and down["net_device"] == D2
+    assert down["net_fetched_at"] == "2026-11-26T12:00:30.000Z"
+    assert records[("c-netup", "exporter")]["net_status"] == "network_up"
+    assert records[("k8s-1", "exporter")]["net_network"] == "akash"
+    plain = records[("e-unlabelled", "exporter")]
+    assert all(plain[k] is None for k in NET_KEYS)  # no network reports on it: null, not "unknown"
+    assert to_csv(records.values(), FLEET_KEYS).splitlines()[0].endswith(",".join(NET_KEYS))
