@@ -11,13 +11,22 @@ import io
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cache.db import iso, utc_now
+from cache.market_devices import MarketDevices, market_devices
 from cache.network_status import EXPORT_STATES, NodeNetStatus, node_statuses
-from cache.queries import GpuModelRow, MetricValue, NodeRow, Rankings, latest_fleet
-from cache.rewards import RewardRow
+from cache.queries import (
+    GpuModelRow,
+    MetricValue,
+    NodeRow,
+    Rankings,
+    latest_fleet,
+    latest_rankings,
+)
+from cache.reward_misses import Miss, RewardMisses, reward_misses
+from cache.rewards import RewardRow, reward_rows
 from sources.figures import NODE_VALUE_FIELDS
 
 RANKINGS_KEYS = (
@@ -33,7 +42,16 @@ RANKINGS_KEYS = (
     "change_30d_pct",
     "source",
     "fetched_at",
+    "price_change_30d_pct",
+    "devices_network",
+    "devices_metric",
+    "devices",
+    "devices_fetched_at",
+    "market_cap_per_device_usd",
+    "devices_change_30d_pct",
 )
+"""A project of the snapshot, then the per-device figures (cache/market_devices.py): null for a
+project whose network the app does not poll, or when a figure is not stored."""
 NETWORKS_KEYS = ("network", "metric", "value", "unit", "source", "fetched_at")
 GPU_MODELS_KEYS = (
     "network",
@@ -60,7 +78,28 @@ FLEET_KEYS = (
     "fetched_at",
     *NET_KEYS,
 )
-REWARDS_KEYS = ("node", "network", "device_id", "at", "amount", "token", "source", "fetched_at")
+REWARDS_KEYS = (
+    "node",
+    "network",
+    "device_id",
+    "at",
+    "amount",
+    "token",
+    "source",
+    "fetched_at",
+    "status",
+    "missed",
+    "cause",
+    "seen_cause",
+    "down_min",
+    "sampled_min",
+    "cpu_pct_mean",
+    "gpu_util_pct_mean",
+    "gpu_temp_max_c",
+    "network_status",
+)
+"""A reward and, for an io.net block it did not earn (``missed``), io.net's ``cause`` and what
+our history says about that hour (cache/reward_misses.py; null for earned blocks)."""
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -71,11 +110,30 @@ def number(value: float | None) -> float | int | None:
     return value
 
 
-def rankings_records(rankings: Rankings | None) -> list[dict[str, Any]]:
-    """One dict per project with exactly :data:`RANKINGS_KEYS`; missing values are None."""
+def _per_device(d: MarketDevices) -> dict[str, Any]:
+    return {
+        "price_change_30d_pct": number(d.price_change_30d_pct),
+        "devices_network": d.device.network if d.device else None,
+        "devices_metric": d.device.metric if d.device else None,
+        "devices": number(d.devices),
+        "devices_fetched_at": iso(d.devices_at) if d.devices_at else None,
+        "market_cap_per_device_usd": number(d.market_cap_per_device_usd),
+        "devices_change_30d_pct": number(d.devices_change_30d_pct),
+    }
+
+
+def rankings_records(
+    rankings: Rankings | None, per_device: dict[str, MarketDevices] | None = None
+) -> list[dict[str, Any]]:
+    """One dict per project with exactly :data:`RANKINGS_KEYS`; missing values are None.
+
+    ``per_device``: :func:`cache.market_devices.market_devices` of the snapshot (without it the
+    per-device keys are null, and ``price_change_30d_pct`` is CoinGecko's own).
+    """
     if rankings is None:
         return []
     fetched_at = iso(rankings.poll.data_at)
+    extra = per_device or {}
     return [
         {
             "coin_id": coin.coin_id,
@@ -90,9 +148,23 @@ def rankings_records(rankings: Rankings | None) -> list[dict[str, Any]]:
             "change_30d_pct": number(coin.change_30d_pct),
             "source": rankings.poll.source,
             "fetched_at": fetched_at,
+            **_per_device(
+                extra.get(coin.coin_id)
+                or MarketDevices(
+                    device=None,
+                    price_change_30d_pct=coin.change_30d_pct,
+                    price_change_30d_from="market" if coin.change_30d_pct is not None else None,
+                )
+            ),
         }
         for coin in rankings.coins
     ]
+
+
+def rankings_export(conn: sqlite3.Connection, at: datetime | None = None) -> list[dict[str, Any]]:
+    """``export rankings``: the snapshot as of ``at`` with its per-device figures."""
+    rankings = latest_rankings(conn, at)
+    return rankings_records(rankings, market_devices(conn, rankings, at))
 
 
 def networks_records(metrics: list[MetricValue]) -> list[dict[str, Any]]:
@@ -155,6 +227,21 @@ def fleet_records(
     return records
 
 
+def _miss_fields(miss: Miss | None, missed: bool | None) -> dict[str, Any]:
+    f = miss.figures if miss else None
+    return {
+        "missed": missed,
+        "cause": miss.cause if miss else None,
+        "seen_cause": miss.seen_label if miss else None,
+        "down_min": number(miss.down_min) if miss and miss.down_min is not None else None,
+        "sampled_min": number(miss.sampled_min) if miss and miss.sampled_min is not None else None,
+        "cpu_pct_mean": f.cpu_pct if f else None,
+        "gpu_util_pct_mean": f.gpu_util_pct if f else None,
+        "gpu_temp_max_c": f.gpu_temp_max_c if f else None,
+        "network_status": miss.network_status if miss else None,
+    }
+
+
 def fleet_export(conn: sqlite3.Connection, at: datetime | None = None) -> list[dict[str, Any]]:
     """``export fleet``: each node's latest sample as of ``at`` (or now), with the network's view.
 
@@ -164,8 +251,15 @@ def fleet_export(conn: sqlite3.Connection, at: datetime | None = None) -> list[d
     return fleet_records(latest_fleet(conn, at), node_statuses(conn, at or utc_now(), at))
 
 
-def rewards_records(rewards: list[RewardRow]) -> list[dict[str, Any]]:
-    """One dict per stored reward, oldest first; ``at`` is when it was earned (block start)."""
+def rewards_records(
+    rewards: list[RewardRow], misses: RewardMisses | None = None
+) -> list[dict[str, Any]]:
+    """One dict per stored reward, oldest first; ``at`` is when it was earned (block start).
+
+    With ``misses``, each io.net block that paid nothing carries its explanation; ``missed`` is
+    null for a reward of another network (no block to miss).
+    """
+    found = {(m.device_id, m.at): m for m in misses.misses} if misses else {}
     return [
         {
             "node": r.node,
@@ -176,9 +270,23 @@ def rewards_records(rewards: list[RewardRow]) -> list[dict[str, Any]]:
             "token": r.token,
             "source": r.source,
             "fetched_at": iso(r.fetched_at),
+            "status": r.status,
+            **_miss_fields(
+                found.get((r.device_id, r.at)),
+                (r.amount <= 0) if r.network == "io.net" else None,
+            ),
         }
         for r in rewards
     ]
+
+
+def rewards_export(conn: sqlite3.Connection, at: datetime | None = None) -> list[dict[str, Any]]:
+    """``export rewards``: every reward stored by ``at`` (or now), missed blocks explained."""
+    rows = reward_rows(conn, at)
+    if not rows:
+        return []
+    until = at or datetime.now(UTC)
+    return rewards_records(rows, reward_misses(conn, min(r.at for r in rows), until))
 
 
 def neutralise(value: Any) -> Any:

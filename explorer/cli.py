@@ -509,15 +509,13 @@ def _export(ctx: click.Context, table: str, fmt: str, globals_: dict[str, Any]) 
             keys: tuple[str, ...]
             if table == "rankings":
                 keys = export.RANKINGS_KEYS
-                records = export.rankings_records(queries.latest_rankings(conn, at))
+                records = export.rankings_export(conn, at)
             elif table == "fleet":
                 keys = export.FLEET_KEYS
                 records = export.fleet_export(conn, at)
             elif table == "rewards":
-                from cache.rewards import reward_rows
-
                 keys = export.REWARDS_KEYS
-                records = export.rewards_records(reward_rows(conn, at))
+                records = export.rewards_export(conn, at)
             elif table == "networks":
                 keys = export.NETWORKS_KEYS
                 records = export.networks_records(queries.latest_metrics(conn, at))

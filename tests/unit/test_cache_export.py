@@ -27,6 +27,14 @@ KEYS = [
     "change_30d_pct",
     "source",
     "fetched_at",
+    # per-device figures (cache/market_devices.py; tests/unit/test_rankings_per_device.py)
+    "price_change_30d_pct",
+    "devices_network",
+    "devices_metric",
+    "devices",
+    "devices_fetched_at",
+    "market_cap_per_device_usd",
+    "devices_change_30d_pct",
 ]
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 FETCHED = datetime(2026, 11, 25, 12, 0, 5, 250000, tzinfo=UTC)
@@ -73,7 +81,7 @@ def rankings(*rows: CoinRow, source: str = "coingecko", data_at: datetime = FETC
     return Rankings(poll=poll(source, data_at), coins=list(rows))
 
 
-def test_records_have_exactly_the_twelve_keys_in_order() -> None:
+def test_records_have_exactly_the_nineteen_keys_in_order() -> None:
     records = rankings_records(rankings(row(), row("akash", name="Akash", symbol=None)))
     assert len(records) == 2
     for record in records:

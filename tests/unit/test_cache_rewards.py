@@ -126,6 +126,7 @@ def test_export_rewards_keys_json_and_csv(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     records = json.loads(result.output)
     assert [tuple(r) for r in records] == [REWARDS_KEYS] * 2
+    explained = dict.fromkeys(REWARDS_KEYS[10:])  # paid: nothing to explain
     assert records[1] == {
         "node": "rig-07",
         "network": "io.net",
@@ -135,6 +136,9 @@ def test_export_rewards_keys_json_and_csv(tmp_path: Path) -> None:
         "token": "IO",
         "source": "io.net block 2026-11-26T08:00:00",
         "fetched_at": "2026-11-26T09:10:00.000Z",
+        "status": "Success",
+        "missed": False,
+        **explained,
     }
     csv_out = runner.invoke(cli, ["--db", str(db), "export", "rewards", "--format", "csv"])
     assert csv_out.exit_code == 0

@@ -46,6 +46,16 @@ KEYS = [
     "source",
     "fetched_at",
 ]
+EXPORTED = [
+    *KEYS,  # then the per-device figures (cache/market_devices.py)
+    "price_change_30d_pct",
+    "devices_network",
+    "devices_metric",
+    "devices",
+    "devices_fetched_at",
+    "market_cap_per_device_usd",
+    "devices_change_30d_pct",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -368,7 +378,7 @@ def test_poll_once_offline_on_an_empty_db_stores_the_sample(
     assert exported.exit_code == 0
     records = json.loads(exported.stdout)
     assert len(records) == 20
-    assert all(list(r) == KEYS for r in records)
+    assert all(list(r) == EXPORTED for r in records)
     assert {r["source"] for r in records} == {"sample"}
     assert all(r["fetched_at"].startswith("2024-06-30") for r in records)
     assert all(ISO_UTC.match(r["fetched_at"]) for r in records)
@@ -381,7 +391,7 @@ def test_poll_once_offline_on_an_empty_db_stores_the_sample(
 
     as_csv = run(runner, "export", "rankings", "--db", db, "--format", "csv")
     rows = list(csv.reader(io.StringIO(as_csv.stdout, newline="")))
-    assert rows[0] == KEYS
+    assert rows[0] == EXPORTED
     assert len(rows) == 21
 
     # a second round does not store the sample again: the cache holds rankings now
@@ -514,7 +524,7 @@ def test_live_poll_then_export_reproduces_every_served_value(
         assert header(headers, "x-cg-demo-api-key") == KEY
 
         _, records = step.export()
-        assert all(list(r) == KEYS for r in records)
+        assert all(list(r) == EXPORTED for r in records)
         got = {r["coin_id"]: r for r in records}
         assert set(got) == {item["id"] for item in depin_page}
         for item in depin_page:

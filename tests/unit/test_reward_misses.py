@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cache.db import iso, open_reader, open_writer
+from cache.export import REWARDS_KEYS, rewards_export
 from cache.reward_misses import RewardMisses, io_cause, missed_blocks, reward_misses
 from cache.rollup import INSERT_ROLLUP, ROLLUP_COLUMNS
 from cache.store import PollRecord, write_poll
@@ -313,3 +314,28 @@ def test_hours_older_than_the_raw_samples_read_the_minute_rollups(tmp_path: Path
     assert m.figures.cpu_pct == 30.0 and m.figures.gpu_util_pct == 60.0
     assert m.figures.gpu_temp_max_c == 88.0
     assert (m.seen, m.seen_label) == ("down", "down 5 min")
+
+
+def test_export_rewards_explains_each_missed_block(cache: Path) -> None:
+    conn = open_reader(cache)
+    try:
+        records = rewards_export(conn, T)
+        earlier = rewards_export(conn, hour(9))
+    finally:
+        conn.close()
+    assert all(list(r) == list(REWARDS_KEYS) for r in records)
+    by_block = {(r["node"], r["at"][11:16]): r for r in records}
+    down = by_block[("gpu-01", "06:00")]
+    assert (down["missed"], down["status"], down["cause"]) == (True, "Failed", "failed")
+    assert (down["seen_cause"], down["down_min"], down["sampled_min"]) == ("down 40 min", 40, 60)
+    assert (down["cpu_pct_mean"], down["gpu_util_pct_mean"]) == (50.0, 90.0)
+    assert (down["gpu_temp_max_c"], down["network_status"]) == (70.0, "up")
+    gone = by_block[("gpu-01", "10:00")]
+    assert (gone["seen_cause"], gone["down_min"], gone["cpu_pct_mean"]) == (
+        "no samples",
+        None,
+        None,
+    )
+    paid = by_block[("gpu-01", "11:00")]
+    assert (paid["missed"], paid["cause"], paid["seen_cause"]) == (False, None, None)
+    assert len(records) == 22 and len(earlier) == 15  # as of 09:00: the 08:00 fetch only
