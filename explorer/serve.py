@@ -68,8 +68,14 @@ def viewer_args(glob: Globals, db_path: Path) -> list[str]:
     return args
 
 
+class _StderrHandler(logging.StreamHandler):
+    """The session lines on stderr (one per start and end), beside the file log."""
+
+
 def _log_to_stderr() -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    for old in [h for h in log.handlers if isinstance(h, _StderrHandler)]:
+        log.removeHandler(old)  # a second serve in one process (tests) logs once, not twice
+    handler = _StderrHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)

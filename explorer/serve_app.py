@@ -41,6 +41,8 @@ MAX_MESSAGE = 1 << 20
 """The largest websocket message taken from a browser (keys, pastes, resizes are small)."""
 MAX_SIZE = 1000
 """Terminal width or height asked by a browser is clamped to 1..this."""
+NONCE = web.RequestKey("nonce", str)
+"""The console page's script nonce, from its handler to the headers hook."""
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_LATER = 1013
@@ -153,6 +155,9 @@ class ViewerServer(Server):
         """Running sessions by id (the id is for logs and the state file, not a secret)."""
         self._sockets: set[web.WebSocketResponse] = set()
         self._starting = 0
+        self._ending: set[asyncio.Task[None]] = set()
+        self._none_open = asyncio.Event()
+        self._none_open.set()
         self.spawned = 0
         """Viewers started since the server started (tests: a refusal starts none)."""
 
@@ -180,7 +185,7 @@ class ViewerServer(Server):
 
     @staticmethod
     async def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:
-        for name, value in serve_page.headers(request.get("nonce")).items():
+        for name, value in serve_page.headers(request.get(NONCE)).items():
             response.headers.setdefault(name, value)
 
     def _is_https(self, request: web.Request) -> bool:
@@ -247,7 +252,7 @@ class ViewerServer(Server):
                 headers={"Retry-After": "60"},
             )
         nonce = secrets.token_urlsafe(16)
-        request["nonce"] = nonce
+        request[NONCE] = nonce
         font_size = min(max(to_int(request.query.get("fontsize", "16"), 16), 6), 64)
         page = serve_page.index_page(title=self.title, nonce=nonce, font_size=font_size)
         return web.Response(text=page, content_type="text/html", charset="utf-8")
@@ -308,6 +313,7 @@ class ViewerServer(Server):
         width = min(max(to_int(request.query.get("width", "80"), 80), 1), MAX_SIZE)
         height = min(max(to_int(request.query.get("height", "24"), 24), 1), MAX_SIZE)
         self.sessions[session] = service
+        self._none_open.clear()
         self._sockets.add(websocket)
         started = time.monotonic()
         try:
@@ -332,21 +338,38 @@ class ViewerServer(Server):
             service.ended_by = f"{type(exc).__name__} in the session"
             log.debug("session %s failed", session, exc_info=True)
         finally:
-            self._sockets.discard(websocket)
+            # aiohttp cancels this handler once the browser's connection is gone: the viewer's
+            # end runs in a task of its own, which a cancelled handler does not take down
+            ending = asyncio.create_task(self._end_session(session, request, websocket, started))
+            self._ending.add(ending)
+            ending.add_done_callback(self._ending.discard)
+            await asyncio.shield(ending)
+
+    async def _end_session(
+        self, session: str, request: web.Request, websocket: web.WebSocketResponse, started: float
+    ) -> None:
+        service = self.sessions[session]
+        self._sockets.discard(websocket)
+        try:
             if not websocket.closed:
-                await websocket.close()
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await websocket.close()
             status = await service.end()
+        finally:
             del self.sessions[session]
-            state_file.unlink(missing_ok=True)
-            log.info(
-                "session %s ended for %s after %.0f s (%s; viewer exit %s; %d open)",
-                session,
-                request.remote,
-                time.monotonic() - started,
-                service.ended_by,
-                status,
-                len(self.sessions),
-            )
+            if not self.sessions:
+                self._none_open.set()
+            with contextlib.suppress(OSError):
+                (self.settings.sessions_dir / f"session-{session}.json").unlink(missing_ok=True)
+        log.info(
+            "session %s ended for %s after %.0f s (%s; viewer exit %s; %d open)",
+            session,
+            request.remote,
+            time.monotonic() - started,
+            service.ended_by,
+            status,
+            len(self.sessions),
+        )
 
     async def _watch_idle(self, websocket: web.WebSocketResponse, service: ViewerService) -> None:
         """Close the session once the browser sent nothing (no key, no resize) for a while."""
@@ -360,10 +383,12 @@ class ViewerServer(Server):
             await asyncio.sleep(left)
 
     async def on_shutdown(self, app: web.Application) -> None:
-        """The server stops: close every session (their viewers end with them)."""
+        """The server stops: close every session and wait (bounded) for their viewers' end."""
         for websocket in list(self._sockets):
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await websocket.close(code=CLOSE_GOING_AWAY, message=b"The server stopped.")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._none_open.wait(), 3 * STOP_GRACE + 1)
 
 
 def idle_message(timeout: float) -> str:

@@ -142,7 +142,7 @@ FORBIDDEN_ORIGIN = _plain(
 
 def full_message(sessions: int) -> str:
     """The line for the session after the cap: on the page and in the websocket's close frame."""
-    return f"{sessions} session{'' if sessions == 1 else 's'} are open; try later."
+    return f"{sessions} session{' is' if sessions == 1 else 's are'} open; try later."
 
 
 def full_page(sessions: int) -> str:
