@@ -297,11 +297,13 @@ class EconomicsConfig(_Section):
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:9464`` for IPv6) as (host, port).
+    """``HOST:PORT`` (``[::1]:9464`` for IPv6) as (host, port); a bare port is on 127.0.0.1.
 
     Raises:
         ValueError: saying what is wrong.
     """
+    if text.strip().isdigit():
+        text = f"127.0.0.1:{text.strip()}"  # loopback unless another address is named
     host, sep, port_text = text.strip().rpartition(":")
     if not sep or not host:
         raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:9464)")

@@ -257,7 +257,7 @@ def test_unauthenticated_scrapes_are_refused_when_auth_is_set(tmp_path: Path) ->
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    url = f"http://127.0.0.1:{port}/metrics"
+    url = f"http://localhost:{port}/metrics"  # whichever address localhost was bound to
     try:
         refused = prom.wait_for(lambda: httpx.get(url, timeout=2), timeout=20, what="listener")
         assert refused.status_code == 401
@@ -275,15 +275,18 @@ def test_unauthenticated_scrapes_are_refused_when_auth_is_set(tmp_path: Path) ->
 
 
 class _Stamped:
-    """Gauges stamped with a poll time (10 min and 2 h ago) and one left to the scrape."""
+    """Gauges stamped with a poll time (30 s, 10 min, 2 h ago) and one left to the scrape."""
 
     def __init__(self) -> None:
         self.polled = time.time()
+        self.serving = True
 
     def collect(self) -> Iterator[Metric]:
+        if not self.serving:
+            return
         stamped = GaugeMetricFamily("probe_stamped", "stamped", labels=["age"])
-        stamped.add_metric(["10m"], 1.0, timestamp=self.polled - 600)
-        stamped.add_metric(["2h"], 2.0, timestamp=self.polled - 7200)
+        for age, seconds in (("30s", 30), ("10m", 600), ("2h", 7200)):
+            stamped.add_metric([age], 1.0, timestamp=self.polled - seconds)
         yield stamped
         plain = GaugeMetricFamily("probe_plain", "scrape time")
         plain.add_metric([], 3.0)
@@ -291,21 +294,27 @@ class _Stamped:
 
 
 def test_poll_time_timestamps_would_hide_slow_sources(tmp_path: Path) -> None:
-    """Why the exporter sets no sample timestamps (docs/prometheus.md): the real Prometheus
-    keeps a figure stamped with its poll time 10 minutes back but an instant query no longer
-    finds it (5 min lookback; Filfox is polled every 15 min, Helium every 30), and one stamped
-    2 h back (a failing source's last good value) is not stored at all."""
+    """Why the exporter sets no sample timestamps (docs/prometheus.md), on the real Prometheus:
+    a figure stamped with its poll time 10 minutes back is stored but an instant query no longer
+    finds it (5 min lookback; Filfox is polled every 15 min, Helium every 30); one stamped 2 h
+    back (a failing source's last good value) is not stored at all; and a stamped series that
+    stops being served lingers, where a scrape-time one ends at once (a staleness marker)."""
+    probe = _Stamped()
     registry = CollectorRegistry()
-    registry.register(_Stamped())
+    registry.register(probe)
     port = prom.free_port()
     server, thread = start_http_server(port, "127.0.0.1", registry=registry)
     try:
         with prom.prometheus(tmp_path, [f"127.0.0.1:{port}"]) as (_, url):
             time.sleep(2)  # a few more scrapes
             assert [float(r["value"][1]) for r in prom.query(url, "probe_plain")] == [3.0]
-            assert prom.query(url, "probe_stamped") == []
+            assert {r["metric"]["age"] for r in prom.query(url, "probe_stamped")} == {"30s"}
             kept = {r["metric"]["age"] for r in prom.query(url, "probe_stamped[3h]")}
-            assert kept == {"10m"}
+            assert kept == {"30s", "10m"}
+            probe.serving = False
+            time.sleep(3)  # scrapes without either series
+            assert prom.query(url, "probe_plain") == []
+            assert {r["metric"]["age"] for r in prom.query(url, "probe_stamped")} == {"30s"}
     finally:
         server.shutdown()
         server.server_close()

@@ -137,13 +137,14 @@ def test_no_cache_yet_serves_cache_ok_0_and_nothing_else(tmp_path: Path) -> None
         ("localhost:0", ("localhost", 0)),
         ("[::1]:9464", ("::1", 9464)),
         ("0.0.0.0:9464", ("0.0.0.0", 9464)),
+        ("9464", ("127.0.0.1", 9464)),  # a bare port: loopback
     ],
 )
 def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
     assert parse_listen(text) == expected
 
 
-@pytest.mark.parametrize("text", ["9464", ":9464", "::1:9464", "host:port", "h:70000", "h:-1"])
+@pytest.mark.parametrize("text", ["", "99999", ":9464", "::1:9464", "host:port", "h:70000", "h:-1"])
 def test_parse_listen_refuses(text: str) -> None:
     with pytest.raises(ValueError):
         parse_listen(text)
@@ -201,7 +202,7 @@ def test_listener_for_poll(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(ConfigError, match="drop --once"):
         _listener(Config(), tmp_path, listen="127.0.0.1:0", once=True)
     with pytest.raises(ConfigError, match="HOST:PORT"):
-        _listener(Config(), tmp_path, listen="9464")
+        _listener(Config(), tmp_path, listen="nowhere")
     # an address other machines reach: allowed, with a warning (bound here on loopback only)
     monkeypatch.setattr(metrics_listen, "is_loopback", lambda host: False)
     _, said = _listener(Config(), tmp_path, listen="127.0.0.1:0")
