@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cache.db import SAMPLE_SOURCE, iso
+from cache.network_status import DISAGREES, NETWORK_SOURCES, UNKNOWN, network_views, node_statuses
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,45 @@ def source_failing(conn: sqlite3.Connection, rule: Rule, poll_id: int) -> list[O
     return [Observation(name, failed >= rule.cycles, float(failed), message)]
 
 
+def _word(up: bool | None) -> str:
+    return "up" if up else "down"
+
+
+def status_disagrees(
+    conn: sqlite3.Connection, rule: Rule, poll_id: int, now: datetime
+) -> list[Observation]:
+    """Each node the network reports on, after a poll of either view: breached while they differ.
+
+    A fleet poll observes the nodes it sampled, a network poll (io.net devices, Akash
+    providers) the nodes it read; a node whose state is unknown (no reading, or one side too
+    old: cache/network_status.py) is not observed, so it neither fires nor resolves.
+    """
+    source = _poll_source(conn, poll_id)
+    if source is None:
+        return []
+    views = network_views(conn)
+    if source[0] in NETWORK_SOURCES:
+        nodes = [n for n, v in views.items() if v.source == source[0]]
+    else:
+        nodes = [
+            n
+            for n in views
+            if conn.execute(
+                "SELECT 1 FROM node_samples WHERE poll_id = ? AND node = ? LIMIT 1", (poll_id, n)
+            ).fetchone()
+        ]
+    out = []
+    for node, status in node_statuses(conn, now, nodes=nodes).items():
+        net = status.net
+        if status.state == UNKNOWN or net is None or not _wanted(rule, node):
+            continue
+        message = (
+            f"{node}: {net.network} says {_word(net.up)}, our poll says {_word(status.ours_up)}"
+        )
+        out.append(Observation(node, status.state in DISAGREES, None, message))
+    return out
+
+
 def observe(conn: sqlite3.Connection, rule: Rule, poll_id: int, now: datetime) -> list[Observation]:
     """What ``rule`` sees in poll ``poll_id`` (empty when the poll says nothing about it)."""
     if rule.kind == "node_down":
@@ -224,4 +264,6 @@ def observe(conn: sqlite3.Connection, rule: Rule, poll_id: int, now: datetime) -
         return devices_drop(conn, rule, poll_id, now)
     if rule.kind == "source_failing":
         return source_failing(conn, rule, poll_id)
+    if rule.kind == "status_disagrees":
+        return status_disagrees(conn, rule, poll_id, now)
     raise ValueError(f"unknown alert rule kind {rule.kind!r}")

@@ -31,8 +31,11 @@ DEFAULT_FOR = {
     "price_change": 0.0,
     "devices_drop": 0.0,
     "source_failing": 0.0,
+    "status_disagrees": 900.0,
 }
-"""Seconds; price, device and source rules already span 24 h, days or several polls."""
+"""Seconds; price, device and source rules already span 24 h, days or several polls. The
+network's view of a node lags ours (io.net and Akash check on their own schedules), so a
+disagreement counts after 15 minutes by default."""
 NEEDS = {
     "gpu_temp_above": {"celsius"},
     "utilization_below": {"percent"},
@@ -46,6 +49,7 @@ ALLOWED = {
     "price_change": {"percent", "direction"},
     "devices_drop": {"percent", "metric", "days"},
     "source_failing": {"cycles"},
+    "status_disagrees": set(),
 }
 """Which of the kind-specific keys each kind takes; any other is an error, not silently unused."""
 _SPECIFIC = {"celsius", "percent", "scope", "metric", "direction", "days", "cycles"}
@@ -87,6 +91,7 @@ class AlertRuleConfig(_Section):
         "price_change",
         "devices_drop",
         "source_failing",
+        "status_disagrees",
     ]
     severity: Literal["info", "warning", "critical"] = "warning"
     for_: Duration | None = Field(default=None, alias="for")
