@@ -73,13 +73,13 @@ class Installed:
         env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         return env
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.app), *args],
             capture_output=True,
             text=True,
             cwd=self.home,
-            env=self.env(),
+            env={**self.env(), **env},
             timeout=RUN_TIMEOUT_S,
             check=False,
         )
@@ -168,6 +168,17 @@ def test_version_and_help(installed: Installed) -> None:
     usage = installed.run("--help")
     assert usage.returncode == 0, usage.stderr
     assert "completion" in usage.stdout and "export" in usage.stdout
+
+
+def test_shell_completion_of_the_installed_command(installed: Installed) -> None:
+    script = installed.run("completion", "bash")
+    assert script.returncode == 0, script.stderr
+    assert "complete -o nosort -F _depin_explorer_completion depin-explorer" in script.stdout
+    completed = installed.run(
+        _DEPIN_EXPLORER_COMPLETE="bash_complete", COMP_WORDS="depin-explorer ex", COMP_CWORD="1"
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["plain,export"]
 
 
 def test_offline_poll_then_export_gives_the_bundled_sample(installed: Installed) -> None:
