@@ -1,4 +1,8 @@
-"""Rankings: every tracked DePIN project, sortable by any column, filterable, with a watchlist."""
+"""Rankings: every tracked DePIN project, sortable by any column, filterable, with a watchlist.
+
+Beside each project's market figures, for projects whose network the app polls: market cap per
+device and the device count's 30-day change (cache/market_devices.py), next to the price's.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from textual.containers import Vertical
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 
+from cache.market_devices import NONE, MarketDevices, market_devices
 from cache.queries import CoinRow, PollInfo, Rankings, latest_rankings
 from screens.base import CacheScreen, ReadContext
 from screens.host import host
@@ -28,41 +33,76 @@ from screens.widgets.status_line import StatusLine
 
 @dataclass(frozen=True)
 class Column:
-    """One rankings column: its label, width and how to sort and draw it."""
+    """One rankings column: its label, width and how to sort and draw it.
+
+    ``value`` and ``cell`` take the project and its per-device figures (``NONE`` when its
+    network is not polled).
+    """
 
     key: str
     label: str
     width: int
-    value: Callable[[CoinRow], Any]
-    cell: Callable[[CoinRow], Text]
+    value: Callable[[CoinRow, MarketDevices], Any]
+    cell: Callable[[CoinRow, MarketDevices], Text]
 
 
 def _watch_cell(watched: bool) -> Text:
     return Text("★" if watched else " ", style="bold yellow")
 
 
+def _market(
+    key: str,
+    label: str,
+    width: int,
+    value: Callable[[CoinRow], Any],
+    cell: Callable[[CoinRow], Text],
+) -> Column:
+    """A column of the snapshot's own figures."""
+    return Column(key, label, width, lambda c, _: value(c), lambda c, _: cell(c))
+
+
 COLUMNS: list[Column] = [
     # Ordered so that the columns an investor scans first fit in 80 columns.
-    Column("rank", "#", 4, lambda c: c.rank, lambda c: integer(c.rank)),
-    Column("name", "Name", 14, lambda c: c.name.casefold(), lambda c: text(c.name, max_len=40)),
-    Column(
+    _market("rank", "#", 4, lambda c: c.rank, lambda c: integer(c.rank)),
+    _market("name", "Name", 14, lambda c: c.name.casefold(), lambda c: text(c.name, max_len=40)),
+    _market(
         "symbol",
         "Symbol",
         6,
         lambda c: (c.symbol or "").casefold(),
         lambda c: text(c.symbol and c.symbol.upper(), max_len=12),
     ),
-    Column(
+    _market(
         "price", "Price", 10, lambda c: c.price_usd, lambda c: money(c.price_usd, compact=False)
     ),
-    Column("change_24h", "24h", 7, lambda c: c.change_24h_pct, lambda c: pct(c.change_24h_pct)),
-    Column("change_7d", "7d", 7, lambda c: c.change_7d_pct, lambda c: pct(c.change_7d_pct)),
-    Column(
+    _market("change_24h", "24h", 7, lambda c: c.change_24h_pct, lambda c: pct(c.change_24h_pct)),
+    _market("change_7d", "7d", 7, lambda c: c.change_7d_pct, lambda c: pct(c.change_7d_pct)),
+    _market(
         "market_cap", "Mkt cap", 9, lambda c: c.market_cap_usd, lambda c: money(c.market_cap_usd)
     ),
-    Column("change_30d", "30d", 7, lambda c: c.change_30d_pct, lambda c: pct(c.change_30d_pct)),
-    Column("volume", "Vol 24h", 9, lambda c: c.volume_24h_usd, lambda c: money(c.volume_24h_usd)),
     Column(
+        "change_30d",
+        "Px 30d",
+        7,
+        lambda _, d: d.price_change_30d_pct,
+        lambda _, d: pct(d.price_change_30d_pct),
+    ),
+    Column(
+        "per_device",
+        "MCap/dev",
+        9,
+        lambda _, d: d.market_cap_per_device_usd,
+        lambda _, d: money(d.market_cap_per_device_usd),
+    ),
+    Column(
+        "devices_30d",
+        "Dev 30d",
+        7,
+        lambda _, d: d.devices_change_30d_pct,
+        lambda _, d: pct(d.devices_change_30d_pct),
+    ),
+    _market("volume", "Vol 24h", 9, lambda c: c.volume_24h_usd, lambda c: money(c.volume_24h_usd)),
+    _market(
         "sparkline",
         "7 days",
         14,
@@ -73,13 +113,31 @@ COLUMNS: list[Column] = [
 DEFAULT_SORT = "market_cap"
 
 
-def sort_coins(coins: list[CoinRow], key: str, descending: bool) -> list[CoinRow]:
+def sort_coins(
+    coins: list[CoinRow],
+    key: str,
+    descending: bool,
+    per_device: dict[str, MarketDevices] | None = None,
+) -> list[CoinRow]:
     """Sort by a column; missing values always go last, whatever the direction."""
     column = next(c for c in COLUMNS if c.key == key)
-    present = [c for c in coins if column.value(c) is not None]
-    absent = [c for c in coins if column.value(c) is None]
-    present.sort(key=column.value, reverse=descending)
+    found = per_device or {}
+
+    def value(coin: CoinRow) -> Any:
+        return column.value(coin, found.get(coin.coin_id, NONE))
+
+    present = [c for c in coins if value(c) is not None]
+    absent = [c for c in coins if value(c) is None]
+    present.sort(key=value, reverse=descending)
     return present + sorted(absent, key=lambda c: c.name.casefold())
+
+
+@dataclass(frozen=True)
+class RankingsData:
+    """One Rankings read: the snapshot and its projects' per-device figures."""
+
+    rankings: Rankings
+    per_device: dict[str, MarketDevices]
 
 
 def matches(coin: CoinRow, needle: str) -> bool:
@@ -88,7 +146,7 @@ def matches(coin: CoinRow, needle: str) -> bool:
     return any(needle in (v or "").casefold() for v in (coin.name, coin.symbol, coin.coin_id))
 
 
-class RankingsScreen(CacheScreen[Rankings | None, None]):
+class RankingsScreen(CacheScreen[RankingsData | None, None]):
     """The DePIN rankings table."""
 
     SOURCES = ("coingecko",)
@@ -132,6 +190,7 @@ class RankingsScreen(CacheScreen[Rankings | None, None]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rankings: Rankings | None = None
+        self.per_device: dict[str, MarketDevices] = {}
         self.sort_key = DEFAULT_SORT
         self.descending = True
         self.filter_text = ""
@@ -163,14 +222,17 @@ class RankingsScreen(CacheScreen[Rankings | None, None]):
 
     def read(
         self, conn: sqlite3.Connection, ctx: ReadContext[None]
-    ) -> tuple[Rankings | None, PollInfo | None]:
-        """The latest rankings snapshot (live over sample)."""
+    ) -> tuple[RankingsData | None, PollInfo | None]:
+        """The latest rankings snapshot (live over sample) and its per-device figures."""
         rankings = latest_rankings(conn, ctx.at)
-        return rankings, rankings.poll if rankings else None
+        if rankings is None:
+            return None, None
+        return RankingsData(rankings, market_devices(conn, rankings, ctx.at)), rankings.poll
 
-    def render_data(self, data: Rankings | None) -> None:
+    def render_data(self, data: RankingsData | None) -> None:
         """Keep the new snapshot and redraw."""
-        self.rankings = data
+        self.rankings = data.rankings if data else None
+        self.per_device = data.per_device if data else {}
         self.refresh_table()
 
     def refresh_table(self) -> None:
@@ -182,13 +244,16 @@ class RankingsScreen(CacheScreen[Rankings | None, None]):
             coins = [c for c in coins if app.is_watched(c.coin_id)]
         if self.filter_text:
             coins = [c for c in coins if matches(c, self.filter_text)]
-        self.shown = sort_coins(coins, self.sort_key, self.descending)
+        self.shown = sort_coins(coins, self.sort_key, self.descending, self.per_device)
         selected = self.selected_coin()
         with self.app.batch_update():
             table.clear()
             table.add_rows(
                 [
-                    [_watch_cell(app.is_watched(c.coin_id)), *(col.cell(c) for col in COLUMNS)]
+                    [
+                        _watch_cell(app.is_watched(c.coin_id)),
+                        *(col.cell(c, self.per_device.get(c.coin_id, NONE)) for col in COLUMNS),
+                    ]
                     for c in self.shown
                 ],
             )
@@ -299,6 +364,7 @@ class RankingsScreen(CacheScreen[Rankings | None, None]):
     def table_export(self) -> TableExport:
         """The projects as shown (watchlist, filter, sort); the sparkline chart is left out."""
         starred = host(self).is_watched
+        per = self.per_device
         rows = [
             (
                 starred(c.coin_id),
@@ -312,6 +378,10 @@ class RankingsScreen(CacheScreen[Rankings | None, None]):
                 c.market_cap_usd,
                 c.change_30d_pct,
                 c.volume_24h_usd,
+                per.get(c.coin_id, NONE).price_change_30d_pct,
+                per.get(c.coin_id, NONE).market_cap_per_device_usd,
+                per.get(c.coin_id, NONE).devices,
+                per.get(c.coin_id, NONE).devices_change_30d_pct,
             )
             for c in self.shown
         ]
@@ -327,6 +397,10 @@ class RankingsScreen(CacheScreen[Rankings | None, None]):
             "market_cap_usd",
             "change_30d_pct",
             "volume_24h_usd",
+            "price_change_30d_pct",
+            "market_cap_per_device_usd",
+            "devices",
+            "devices_change_30d_pct",
         )
         return TableExport("rankings", columns, rows)
 
