@@ -19,7 +19,9 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import venv
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,7 @@ class Installed:
 
     venv: Path
     home: Path
+    wheel: Path
 
     @property
     def app(self) -> Path:
@@ -100,39 +103,36 @@ def _pip_env() -> dict[str, str]:
     return env
 
 
+def _pip(python: Path | str, *args: str, cwd: Path, timeout: float = INSTALL_TIMEOUT_S) -> None:
+    """``python -m pip ARGS``; a failure skips or fails as :func:`_registry_problem` says."""
+    result = subprocess.run(
+        [str(python), "-m", "pip", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=_pip_env(),
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        _registry_problem(result.stdout + result.stderr)
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     base = tmp_path_factory.mktemp("wheel")
     dist = base / "dist"
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(dist), str(ROOT)],
-        capture_output=True,
-        text=True,
-        env=_pip_env(),
-        timeout=BUILD_TIMEOUT_S,
-        check=False,
-    )
-    if build.returncode != 0:
-        _registry_problem(build.stdout + build.stderr)
+    # With build isolation: the backend comes from the registry, as for a user's pip or uv.
+    _pip(sys.executable, "wheel", "--no-deps", "--wheel-dir", str(dist), str(ROOT), cwd=base)
     wheels = sorted(dist.glob("depin_explorer-*.whl"))
     assert len(wheels) == 1, f"expected one wheel, found {wheels}"
 
     env_dir = base / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-    install = subprocess.run(
-        [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheels[0])],
-        capture_output=True,
-        text=True,
-        cwd=base,
-        env=_pip_env(),
-        timeout=INSTALL_TIMEOUT_S,
-        check=False,
-    )
-    if install.returncode != 0:
-        _registry_problem(install.stdout + install.stderr)
+    _pip(env_dir / "bin" / "python", "install", "--quiet", str(wheels[0]), cwd=base)
     home = base / "home"
     home.mkdir()
-    yield Installed(env_dir, home)
+    yield Installed(env_dir, home, wheels[0])
 
 
 def test_the_package_comes_from_the_venv_with_its_data(installed: Installed) -> None:
@@ -225,3 +225,54 @@ def test_tui_draws_the_overview_and_quits_on_q(installed: Installed) -> None:
     assert code == 0, f"exit status {code}: {text[-2000:]}"
     assert b"\x1b[?1049l" in out, "the alternate screen was not left"
     assert "Traceback" not in text
+
+
+def test_the_sdist_holds_the_source_not_the_tests_and_builds_the_same_wheel(
+    installed: Installed, tmp_path: Path
+) -> None:
+    # The build backend in a venv of its own, called through its PEP 517 hook from the checkout.
+    builder = tmp_path / "build-venv"
+    venv.EnvBuilder(with_pip=True).create(builder)
+    python = builder / "bin" / "python"
+    _pip(python, "install", "--quiet", "hatchling>=1.25", cwd=tmp_path)
+    out = tmp_path / "sdist"
+    hook = "import sys, hatchling.build as b; print(b.build_sdist(sys.argv[1]))"
+    result = subprocess.run(
+        [str(python), "-c", hook, str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_pip_env(),
+        timeout=BUILD_TIMEOUT_S,
+        check=True,
+    )
+    archive = out / result.stdout.split()[-1]
+    assert archive.stat().st_size < 2_000_000, "the sdist grew past 2 MB"
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        tar.extractall(tmp_path / "src", filter="data")
+    prefix = names[0].split("/")[0]
+    tops = {name.split("/")[1] for name in names if "/" in name}
+    assert not tops & {"tests", "benchmarks", "tools", ".venv", ".ci", ".git"}, tops
+    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".db"))]
+    for required in (
+        "pyproject.toml",
+        "README.md",
+        "docs/install.md",
+        "docs/screenshots/overview.svg",
+        f"sources/data/{SAMPLE_CSV.name}",
+        "screens/styles/app.tcss",
+        "explorer/cli.py",
+    ):
+        assert f"{prefix}/{required}" in names, required
+
+    rebuilt = tmp_path / "wheel"
+    _pip(
+        python,
+        *("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(rebuilt)),
+        str(tmp_path / "src" / prefix),
+        cwd=tmp_path,
+    )
+    [wheel] = rebuilt.glob("depin_explorer-*.whl")
+    with zipfile.ZipFile(wheel) as ours, zipfile.ZipFile(installed.wheel) as checkout:
+        assert sorted(ours.namelist()) == sorted(checkout.namelist())
