@@ -24,6 +24,7 @@ import httpx
 
 from cache.db import CacheError, Clock, open_writer, utc_now
 from cache.lock import WriterLock, WriterLockHeldError, holder_pid
+from cache.network_status import fleet_labels
 from cache.queries import previous_counters
 from cache.retention import RetentionReport, apply_retention
 from cache.rewards import fleet_devices, known_rewards
@@ -203,12 +204,14 @@ class Poller:
         needs = source.needs
         devices: dict[str, str] = {}
         rewards: set[tuple[str, str]] = set()
+        providers: dict[str, str] = {}
         if needs:
             since = self.clock() - source.reward_lookback
-            devices, rewards = await self._run_in_writer(
+            devices, rewards, providers = await self._run_in_writer(
                 lambda conn: (
                     fleet_devices(conn) if CacheInput.FLEET_DEVICES in needs else {},
                     known_rewards(conn, since) if CacheInput.KNOWN_REWARDS in needs else set(),
+                    fleet_labels(conn, "provider") if CacheInput.FLEET_PROVIDERS in needs else {},
                 )
             )
         return PollContext(
@@ -216,6 +219,7 @@ class Poller:
             previous=self._previous.get(name, {}),
             fleet_devices=devices,
             known_rewards=rewards,
+            fleet_providers=providers,
         )
 
     # -- polling ----------------------------------------------------------------------------

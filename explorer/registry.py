@@ -109,14 +109,19 @@ def _ionet_devices(
 
 
 def _akash_providers(config: Config) -> tuple[Source, SourceSettings] | None:
-    """The Akash provider source, when the config names any provider (a list or labels)."""
+    """The Akash provider source, when any provider may be named.
+
+    By the config (a list or a target's label), or by the labels of nodes a file_sd list or a
+    Prometheus server brings (the poller reads those from the cache before each run).
+    """
     section = config.sources.akash
     configured: ProviderMap = {a: None for a in section.providers}
     for target in config.fleet.targets:
         address = target.labels.get("provider", "").strip()
         if address:
             configured[address] = target.name
-    if not section.enabled or not configured:
+    discovered = bool(config.fleet.file_sd or config.fleet.prometheus)
+    if not section.enabled or not (configured or discovered):
         return None
     source = AkashProviderSource(
         base_url=section.base_url or AkashSource().base_url,

@@ -31,7 +31,14 @@ import httpx
 
 from sources.akash import DEFAULT_ROOT, NETWORK
 from sources.akash_address import is_provider_address
-from sources.base import HttpPolicy, RequestBudget, SourceDefaults, get_json
+from sources.base import (
+    CacheInput,
+    HttpPolicy,
+    PollContext,
+    RequestBudget,
+    SourceDefaults,
+    get_json,
+)
 from sources.models import DeviceStatus, EndpointError, ErrorKind, Reading, SourceError
 from sources.models import _finite_or_none as lax_number
 from sources.text import one_line
@@ -126,15 +133,31 @@ class AkashProviderSource(SourceDefaults):
         default_factory=lambda: RequestBudget(REQUEST_LIMIT, REQUEST_WINDOW)
     )
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    fleet_providers: ProviderMap = field(default_factory=dict)
+    """Providers named by the labels of nodes in the cache (file_sd, Prometheus); set by the
+    poller before each run."""
+    needs = frozenset({CacheInput.FLEET_PROVIDERS})
 
     @property
     def budget(self) -> RequestBudget:
         """One call per 3 s on average to the console API."""
         return self.api_budget
 
+    def prepare(self, context: PollContext) -> None:
+        """Take the providers the fleet's nodes are labelled with, read before each run."""
+        self.clock = context.clock
+        self.fleet_providers = dict(context.fleet_providers)
+
     def all_providers(self) -> ProviderMap:
-        """The named providers whose address may go into a URL (a label may hold anything)."""
-        return {a: n for a, n in self.providers().items() if is_provider_address(a)}
+        """Configured and labelled providers (a fleet node name wins).
+
+        Only well-formed addresses: a label may hold anything, and this goes into a URL.
+        """
+        merged: ProviderMap = dict(self.providers())
+        for address, node in self.fleet_providers.items():
+            if node or address not in merged:
+                merged[address] = node
+        return {a: n for a, n in merged.items() if is_provider_address(a)}
 
     def min_interval(self) -> float:
         """Seconds per cycle that keep every provider within the budget's average rate."""

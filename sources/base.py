@@ -51,6 +51,8 @@ class CacheInput(StrEnum):
     """Fleet nodes labelled with an io.net ``device_id``: device_id -> node name."""
     KNOWN_REWARDS = "known_rewards"
     """(device_id, reward source) pairs stored within the source's ``reward_lookback``."""
+    FLEET_PROVIDERS = "fleet_providers"
+    """Fleet nodes labelled with an Akash ``provider`` address: address -> node name."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class PollContext:
     """:attr:`CacheInput.FLEET_DEVICES`, when asked for."""
     known_rewards: set[tuple[str, str]] = field(default_factory=set)
     """:attr:`CacheInput.KNOWN_REWARDS`, when asked for."""
+    fleet_providers: Mapping[str, str] = field(default_factory=dict)
+    """:attr:`CacheInput.FLEET_PROVIDERS`, when asked for."""
 
 
 class Source(Protocol):

@@ -188,3 +188,61 @@ def test_registry_builds_it_from_the_config_and_fleet_labels() -> None:
     assert settings.interval == 120
     with pytest.raises((ConfigError, ValueError)):
         Config.model_validate({"sources": {"akash": {"providers": ["akash1nope"]}}})
+
+
+def test_prepare_merges_the_providers_labelled_in_the_cache() -> None:
+    from datetime import datetime as _dt
+
+    from sources.base import PollContext
+
+    source = AkashProviderSource(base_url=ROOT, providers=lambda: {OFFLINE: None})
+    source.prepare(
+        PollContext(
+            clock=lambda: NOW, fleet_providers={ONLINE: "k8s-1", OFFLINE: "k8s-2", "x": "y"}
+        )
+    )
+    assert source.all_providers() == {OFFLINE: "k8s-2", ONLINE: "k8s-1"}  # a node name wins
+    assert isinstance(source.clock(), _dt) and source.clock() == NOW
+
+
+async def test_the_poller_asks_about_providers_labelled_by_prometheus_nodes(
+    tmp_path: Path,
+) -> None:
+    """Nodes from a Prometheus server carry the label: the poller reads them from the cache."""
+    from cache.db import open_reader, open_writer
+    from cache.network_status import network_views
+    from cache.store import PollRecord, write_poll
+    from explorer.config import Config, Secrets
+    from explorer.poller import Poller
+    from explorer.registry import AKASH_PROVIDERS
+    from sources.models import NodeSample, Reading
+
+    db = tmp_path / "c.db"
+    conn = open_writer(db)
+    node = NodeSample(node="k8s-1", source_kind="promql", up=True, labels={"provider": ONLINE})
+    write_poll(conn, PollRecord("promql", NOW, NOW, Reading(nodes=[node])))
+    conn.close()
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        body = load("akash_provider-online.written.json")
+        return httpx.Response(200, json={**body, "lastCheckDate": datetime.now(UTC).isoformat()})
+
+    off = {name: {"enabled": False} for name in ("coingecko", "ionet", "filecoin", "helium")}
+    config = Config.model_validate(
+        {
+            "sources": {**off, "sample": {"enabled": False}, "akash": {"base_url": ROOT}},
+            "fleet": {"local": {"enabled": False}, "prometheus": [{"url": ROOT + "/prom"}]},
+        }
+    )
+    poller = Poller(config, Secrets(), db, transport=httpx.MockTransport(handler))
+    await poller.prepare()
+    try:
+        outcome = await poller.poll_source(AKASH_PROVIDERS)
+    finally:
+        await poller.close()
+    assert outcome.record is not None and outcome.record.ok
+    assert asked == [PROVIDER.format(address=ONLINE)]
+    view = network_views(open_reader(db))["k8s-1"]
+    assert view.network == "akash" and view.up is True and view.device_id == ONLINE
