@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import json
 import logging
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -66,6 +69,14 @@ class ServeSettings:
     python: str = field(default_factory=lambda: sys.executable)
 
 
+def _die_with_server() -> None:  # pragma: no cover - runs in the child, before exec
+    # A server killed outright (SIGKILL, OOM) cannot end its viewers, and a viewer whose stdin
+    # closed keeps running: the kernel ends it with its parent (PR_SET_PDEATHSIG = 1). The
+    # viewer holds no lock and writes nothing, so SIGKILL loses nothing.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
 class ViewerService(AppService):
     """One browser session's viewer process (textual-serve's AppService, 1.1.3)."""
 
@@ -93,6 +104,7 @@ class ViewerService(AppService):
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=environment,
+            preexec_fn=_die_with_server if sys.platform == "linux" else None,
         )
         assert process.stdin is not None
         self._stdin = process.stdin
@@ -107,6 +119,27 @@ class ViewerService(AppService):
         """Forward a resize (counts as activity for the idle timeout)."""
         self.last_input = time.monotonic()
         await super().set_terminal_size(width, height)
+
+    async def on_meta(self, data: bytes) -> None:
+        """A packet from the viewer; "exit" (q, ctrl+q) is noted for the session's log line."""
+        with contextlib.suppress(ValueError, AttributeError):
+            if json.loads(data).get("type") == "exit" and self.ended_by is None:
+                self.ended_by = "the viewer quit"
+        await super().on_meta(data)
+
+    @property
+    def output_ended(self) -> bool:
+        """Whether the viewer's output ended (it exited, or closed its stdout)."""
+        return self._task is not None and self._task.done()
+
+    async def exited(self, grace: float = STOP_GRACE) -> int | None:
+        """Wait until the viewer's output ends, then (bounded) for its exit status."""
+        if self._task is None or self._process is None:
+            return None
+        await asyncio.wait({self._task})  # not ``await task``: a cancelled wait leaves it alone
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(self._process.wait(), grace)
+        return None
 
     async def end(self, grace: float = STOP_GRACE) -> int | None:
         """Stop the viewer for good: ask it to quit, then SIGTERM, then SIGKILL; reap it.
@@ -326,14 +359,18 @@ class ViewerServer(Server):
                 service.pid,
                 len(self.sessions),
             )
-            idle = asyncio.create_task(self._watch_idle(websocket, service))
+            watches = [
+                asyncio.create_task(self._watch_idle(websocket, service)),
+                asyncio.create_task(self._watch_viewer(websocket, service)),
+            ]
             try:
                 await self._process_messages(websocket, service)
             finally:
-                idle.cancel()
+                for watch in watches:
+                    watch.cancel()
             if service.ended_by is None:
-                ended = service._task is not None and service._task.done()
-                service.ended_by = "the viewer quit" if ended else "the browser closed"
+                quit_ = service.output_ended
+                service.ended_by = "the viewer quit" if quit_ else "the browser closed"
         except Exception as exc:  # a malformed message, a broken pipe: this session ends
             service.ended_by = f"{type(exc).__name__} in the session"
             log.debug("session %s failed", session, exc_info=True)
@@ -381,6 +418,19 @@ class ViewerServer(Server):
                 await websocket.close(code=CLOSE_NORMAL, message=idle_message(timeout).encode())
                 return
             await asyncio.sleep(left)
+
+    async def _watch_viewer(self, websocket: web.WebSocketResponse, service: ViewerService) -> None:
+        """A viewer that stops on its own without saying so (a crash) ends its session."""
+        status = await service.exited()
+        if websocket.closed:  # q: the viewer said "exit" and the socket closed already
+            return
+        service.ended_by = f"the viewer stopped (exit {status})"
+        message = (
+            "The viewer stopped."
+            if status == 0
+            else f"The viewer stopped (exit status {status}); the server's log says why."
+        )
+        await websocket.close(code=CLOSE_NORMAL, message=message.encode())
 
     async def on_shutdown(self, app: web.Application) -> None:
         """The server stops: close every session and wait (bounded) for their viewers' end."""

@@ -45,12 +45,12 @@ def cache(tmp_path: Path) -> Path:
 def serving(tmp_path: Path, cache: Path) -> Serving:
     @contextlib.asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[tuple[ViewerServer, TestClient]]:
-        settings = ServeSettings(
-            token=TOKEN,
-            viewer_args=["--db", str(cache)],
-            sessions_dir=tmp_path / "sessions",
-            **overrides,
-        )
+        options: dict[str, Any] = {
+            "token": TOKEN,
+            "viewer_args": ["--db", str(cache)],
+            "sessions_dir": tmp_path / "sessions",
+        }
+        settings = ServeSettings(**{**options, **overrides})
         server = ViewerServer(settings)
         async with TestServer(await server._make_app(), host="127.0.0.1") as test_server:
             server.use_port(int(test_server.port or 0))
@@ -304,23 +304,33 @@ async def test_the_session_after_the_cap_gets_a_message_and_no_viewer(serving: S
 async def test_an_idle_session_ends_with_a_message_and_input_keeps_it_open(
     serving: Serving,
 ) -> None:
-    async with serving(idle_timeout=2.0) as (server, client):
+    async with serving(idle_timeout=3.0) as (server, client):
         ws = await session(server, client)
-        await read_until(ws, "Tracked market cap", within=FRAME_TIMEOUT)
-        for _ in range(8):  # 4 s of key presses: twice the timeout, still open
-            await ws.send_json(["stdin", "\x1b[B"])
-            await asyncio.sleep(0.5)
-            assert not ws.closed
+        typing = asyncio.Event()
+        typing.set()
+
+        async def type_keys() -> None:
+            while typing.is_set():  # a key every half second, from the first moment on
+                await ws.send_json(["stdin", "\x1b[B"])
+                await asyncio.sleep(0.5)
+
+        typist = asyncio.create_task(type_keys())
+        await read_until(ws, "Tracked market cap")
         (service,) = server.sessions.values()
-        async with asyncio.timeout(10):
-            while (message := await ws.receive()).type in (
-                aiohttp.WSMsgType.BINARY,
-                aiohttp.WSMsgType.TEXT,
-            ):
-                pass
+        drain = asyncio.create_task(closing(ws, within=60))
+        await asyncio.sleep(7.0)  # more than twice the timeout, typing all along: still open
+        assert server.sessions and service.ended_by is None
+        assert not drain.done()
+        typing.clear()
+        await typist
+        loop = asyncio.get_running_loop()
+        quiet = loop.time()
+        message = await asyncio.wait_for(drain, 15)
+        assert loop.time() - quiet >= 2.0  # the timeout counts from the last key
         assert message.type == aiohttp.WSMsgType.CLOSE
-        assert message.extra == "Session ended: no input for 2 seconds. Reload to start a new one."
+        assert message.extra == "Session ended: no input for 3 seconds. Reload to start a new one."
         await until(lambda: not server.sessions, 15, "the idle session's end")
+        assert service.ended_by == "idle timeout"
         assert service.pid is not None and not psutil.pid_exists(service.pid)
 
 
@@ -350,6 +360,47 @@ async def test_an_export_downloads_only_with_the_token(serving: Serving) -> None
         assert again.status == 404  # single use
         await ws.close()
         await until(lambda: not server.sessions, 15, "the session's end")
+
+
+async def closing(ws: aiohttp.ClientWebSocketResponse, within: float = 20) -> aiohttp.WSMessage:
+    """Read (and drop) output until the server closes the session; the close message."""
+    async with asyncio.timeout(within):
+        while (message := await ws.receive()).type in (
+            aiohttp.WSMsgType.BINARY,
+            aiohttp.WSMsgType.TEXT,
+        ):
+            pass
+    return message
+
+
+async def test_q_in_the_viewer_ends_the_session(
+    serving: Serving, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "explorer.serve")
+    async with serving() as (server, client):
+        ws = await session(server, client)
+        await read_until(ws, "Tracked market cap")
+        await ws.send_json(["stdin", "q"])
+        message = await closing(ws)
+        assert message.type == aiohttp.WSMsgType.CLOSE
+        await until(lambda: not server.sessions, 15, "the session's end")
+    assert "(the viewer quit; viewer exit 0; 0 open)" in caplog.text
+
+
+async def test_a_viewer_that_cannot_start_ends_its_session_with_a_word(
+    serving: Serving, cache: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "gone.toml"  # the config vanished after serve started: exit 2
+    async with serving(viewer_args=["--db", str(cache), "--config", str(missing)]) as (
+        server,
+        client,
+    ):
+        ws = await session(server, client)
+        message = await closing(ws)
+        assert message.type == aiohttp.WSMsgType.CLOSE
+        assert message.extra.startswith("The viewer stopped (exit status 2)"), message
+        await until(lambda: not server.sessions, 15, "the session's end")
+        assert children() == []
 
 
 async def test_stopping_the_server_ends_every_session(serving: Serving) -> None:
