@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
+# platformdirs is imported by the functions that ask it (about 20 ms with the tempfile and
+# shutil it brings, on a 2-core machine): --help, --version and completion need no path.
 
 APP_NAME = "depin-explorer"
 CONFIG_ENV = "DEPIN_EXPLORER_CONFIG"
@@ -13,6 +14,8 @@ CONFIG_ENV = "DEPIN_EXPLORER_CONFIG"
 
 def config_dir() -> Path:
     """The platform config dir (not created here)."""
+    import platformdirs
+
     return platformdirs.user_config_path(APP_NAME)
 
 
@@ -24,6 +27,8 @@ def default_config_path() -> Path:
 
 def data_dir() -> Path:
     """The platform data dir: the cache is history, not a disposable cache."""
+    import platformdirs
+
     return platformdirs.user_data_path(APP_NAME)
 
 
@@ -34,6 +39,8 @@ def default_db_path() -> Path:
 
 def state_dir() -> Path:
     """The platform state dir: the user's watchlist and the debug log."""
+    import platformdirs
+
     return platformdirs.user_state_path(APP_NAME)
 
 

@@ -33,6 +33,7 @@ HEAVY = (
     "pydantic",
     "msgspec",
     "asyncio",
+    "platformdirs",  # about 20 ms; the paths are asked for only by commands that use them
     "cache",
     "sources",
     "screens",
