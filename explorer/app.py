@@ -11,13 +11,13 @@ import asyncio
 import gc
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -169,6 +169,12 @@ class DepinExplorerApp(App[None], ExplorerSession):
                 self.screen.reload()
             else:
                 self.screen.refresh_status()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Textual's palette commands; an SSH viewer has no Screenshot (it saves on the server)."""
+        for command in super().get_system_commands(screen):
+            if not (self.viewer == "ssh" and command.title == "Screenshot"):
+                yield command
 
     def _ui_deliver(self, table: TableExport) -> None:
         if not self.is_web:  # only a browser can take a download; a terminal would write here

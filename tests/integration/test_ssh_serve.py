@@ -14,9 +14,11 @@ import hashlib
 import json
 import os
 import re
+import signal
 import struct
 import subprocess
 import termios
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from tests.support.sshclient import (
     fingerprint,
     make_key,
     no_viewer_left,
+    plain,
     pty_client,
     require_ssh,
     server_env,
@@ -308,3 +311,37 @@ def test_each_key_has_its_own_watchlist_and_the_host_key_is_the_printed_one(
         check=True,
     ).stdout.split()[1]
     assert f"host key {listed} (ED25519) (created now)" in log
+
+
+def test_stopping_the_server_ends_its_sessions_with_a_message(tmp_path: Path, db: Path) -> None:
+    with ssh_serve(tmp_path, db) as server:
+        with pty_client(server.ssh_args()) as client:
+            client.read_until("Tracked market cap")
+            (viewer,) = viewers(tmp_path)
+            server.proc.send_signal(signal.SIGTERM)
+            client.read_until("the server is stopping")
+            assert client.wait() == 1
+        assert server.proc.wait(30) == 0
+        assert not viewer.is_running()
+        assert not viewers(tmp_path)
+
+
+def test_a_session_cannot_save_a_screenshot_on_the_server(tmp_path: Path, db: Path) -> None:
+    downloads = tmp_path / "home" / "Downloads"  # where Textual's Screenshot command saves
+    downloads.mkdir(parents=True)
+    with ssh_serve(tmp_path, db) as server, pty_client(server.ssh_args()) as client:
+        client.read_until("Tracked market cap")
+        client.send(b"\x10")  # ctrl+p: the command palette
+        client.read_until("Theme")  # the palette lists Textual's system commands
+        mark = len(client.output)
+        client.send(b"screenshot")
+        client.read_until("screenshot", since=mark)
+        client.send(b"\r")
+        time.sleep(2.0)
+        shown = plain(bytes(client.output[mark:]))
+        client.send(b"\x1b")  # close the palette; a q right after would read as alt+q
+        time.sleep(0.5)
+        client.send(b"q")
+        assert client.wait() == 0
+    assert "Save an SVG" not in shown
+    assert list(downloads.iterdir()) == []
