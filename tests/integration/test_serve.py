@@ -19,8 +19,10 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import psutil
 import pytest
 from aiohttp import web
@@ -274,3 +276,78 @@ async def test_a_page_of_another_origin_cannot_open_the_session(
         log = served.log_text()
     assert f"origin 'http://127.0.0.1:{port}' is not this page's (403)" in log, log
     assert log.count("started for") == 1  # only the first, same-origin session
+
+
+async def _hold_session(served: Served) -> tuple[aiohttp.ClientSession, Any]:
+    """A session held by a plain websocket client (a tab elsewhere), once its viewer drew."""
+    port = urlsplit(served.base).port
+    token = served.url.split("token=", 1)[1]
+    client = aiohttp.ClientSession()
+    ws = await client.ws_connect(
+        served.base.replace("http:", "ws:", 1) + "/ws?width=100&height=30",
+        headers={"Cookie": f"depin_explorer_token_{port}={token}", "Origin": served.base},
+    )
+    async with asyncio.timeout(DRAW_TIMEOUT):
+        received = b""
+        while "Tracked market cap" not in screen_text(received):
+            message = await ws.receive()
+            assert message.type == aiohttp.WSMsgType.BINARY, message
+            received += message.data
+    return client, ws
+
+
+async def test_the_cap_and_the_idle_timeout_answer_the_browser_with_a_clear_page(
+    tmp_path: Path, chromium: str, cache: Path
+) -> None:
+    async with (
+        serving(tmp_path, cache, "--max-sessions", "1", "--idle-timeout", "3") as served,
+        Chromium(chromium, tmp_path / "profile") as browser,
+    ):
+        client, held = await _hold_session(served)
+        try:
+            await browser.load(served.url)
+            assert (f"{served.base}/", 503) in browser.responses()
+            text = await browser.evaluate("document.body.innerText")
+            assert "1 session is open; try later." in text, text
+            await browser.screenshot(artifacts(tmp_path) / "serve-busy.png")
+            assert len(served.viewers()) == 1  # the held one; the browser's started none
+        finally:
+            await held.close()
+            await client.close()
+        await wait_for(lambda: not served.viewers(), within=GONE_TIMEOUT, what="no viewer left")
+
+        await browser.navigate(f"{served.base}/")  # the cookie is kept: no token needed now
+        await browser.wait_until(browser.ws_closed, within=DRAW_TIMEOUT, what="the idle end")
+        assert "Tracked market cap" in screen_text(browser.ws_received())
+        await asyncio.sleep(0.5)  # the close handler sets the dialog's text
+        ended = await browser.evaluate("document.getElementById('ended-message').textContent")
+        assert ended == "Session ended: no input for 3 seconds. Reload to start a new one."
+        assert "-closed" in await browser.evaluate("document.body.className")
+        shot = await browser.screenshot(artifacts(tmp_path) / "serve-idle.png")
+        print(f"screenshots: {shot.parent}")
+        await wait_for(lambda: not served.viewers(), within=GONE_TIMEOUT, what="no viewer left")
+    assert "(idle timeout; viewer exit 0" in served.log_text()
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+async def test_a_stopped_server_leaves_no_viewer(
+    tmp_path: Path, cache: Path, how: signal.Signals
+) -> None:
+    async with serving(tmp_path, cache, "--max-sessions", "2") as served:
+        held = [await _hold_session(served) for _ in range(2)]
+        viewers = served.viewers()
+        assert len(viewers) == 2
+        served.proc.send_signal(how)
+        status = await asyncio.wait_for(served.proc.wait(), 30)
+        assert status == (0 if how == signal.SIGTERM else -signal.SIGKILL)
+
+        def gone() -> bool:
+            return not any(v.is_running() and v.status() != psutil.STATUS_ZOMBIE for v in viewers)
+
+        await wait_for(gone, within=GONE_TIMEOUT, what="the viewers' end")
+        for client, ws in held:
+            await ws.close()
+            await client.close()
+    if how == signal.SIGTERM:
+        assert "stopping: 2 session(s) to close" in served.log_text()
+        assert served.log_text().count("ended for 127.0.0.1") == 2

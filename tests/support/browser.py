@@ -194,6 +194,19 @@ class Chromium:
         """Open ``url`` in the page; the navigation's result (``errorText`` if it failed)."""
         return await self.call("Page.navigate", url=url)
 
+    async def load(self, url: str, within: float = START_TIMEOUT) -> None:
+        """Open ``url`` and wait for its load event (the page and its scripts are there)."""
+        loaded = self._count("Page.loadEventFired")
+        reply = await self.navigate(url)
+        if "errorText" in reply:
+            raise RuntimeError(f"{url}: {reply['errorText']}")
+        await self.wait_until(
+            lambda: self._count("Page.loadEventFired") > loaded, within=within, what=f"{url} loaded"
+        )
+
+    def _count(self, method: str) -> int:
+        return sum(1 for name, _ in self.events if name == method)
+
     async def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page."""
         result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
