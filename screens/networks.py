@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -29,7 +30,9 @@ from cache.queries import (
 from screens.base import CacheScreen, ReadContext
 from screens.gpu_models import GpuModelsScreen
 from screens.host import host
-from screens.render import MISSING, age, sparkline, text
+from screens.render import MISSING, age, text
+from screens.widgets.chart import ChartData, ChartPlot, series
+from screens.widgets.chart_axis import chart_title, window_label
 from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
@@ -87,6 +90,15 @@ SHORT = {
     "miners_active": "miners",
 }
 CHART_WINDOW = timedelta(hours=24)
+CHART_HEIGHT = 7
+CHART_METRICS = (
+    "gpu_utilization_pct",
+    "gpus_active",
+    "devices_active",
+    "hotspots_iot_total",
+    "miners_active",
+)
+"""The figure each network's chart draws: the first of these it publishes."""
 GAUGE_WIDTH = 12
 
 
@@ -97,7 +109,10 @@ class NetworkView:
     network: str
     metrics: dict[str, MetricValue]
     series_metric: str | None
-    series: list[float]
+    series: list[tuple[datetime, float]]
+    start: datetime
+    end: datetime
+    live: bool
 
 
 def gauge(pct: float) -> Text:
@@ -162,13 +177,20 @@ class NetworkPanel(Static, can_focus=True):
             seconds = (now - m.fetched_at).total_seconds()
             when = Text(age(seconds), style="bold yellow" if seconds > stale_after else "dim")
             grid.add_row(text(label, max_len=40), value, when)
-        chart_label = "24 h"
-        chart = Text(MISSING, style="dim")
-        if view and view.series_metric and len(view.series) >= 2:
-            chart_label = f"24 h {SHORT.get(view.series_metric, '')}"
-            chart = sparkline(view.series, 24)
-        grid.add_row(Text(chart_label, style="dim"), chart, Text(""))
-        self.update(grid)
+        self.update(Group(grid, *self._chart(view)) if view else grid)
+
+    @staticmethod
+    def _chart(view: NetworkView) -> list[Text | ChartPlot]:
+        """The title (figure, unit, range) and the chart of the network's chosen figure."""
+        window = window_label(view.end - view.start, view.end, view.live)
+        metric = view.series_metric
+        if metric is None:
+            return [Text(f"{window}: no figure to chart", style="dim")]
+        unit = view.metrics[metric].unit
+        unit = unit if unit in ("%", "USD") else ""  # a count: the figure's name says of what
+        label = LABELS.get(metric, metric.replace("_", " "))
+        data = ChartData(view.start, view.end, unit, (series(label, view.series),))
+        return [Text(chart_title(label, unit, window), style="bold"), ChartPlot(data, CHART_HEIGHT)]
 
 
 class NetworksScreen(CacheScreen[dict[str, NetworkView], None]):
@@ -209,26 +231,11 @@ class NetworksScreen(CacheScreen[dict[str, NetworkView], None]):
         views = {}
         for network in NETWORKS:
             metrics = by_network.get(network, {})
-            chosen = next(
-                (
-                    k
-                    for k in (
-                        "gpu_utilization_pct",
-                        "gpus_active",
-                        "devices_active",
-                        "hotspots_iot_total",
-                        "miners_active",
-                    )
-                    if k in metrics
-                ),
-                None,
+            chosen = next((k for k in CHART_METRICS if k in metrics), None)
+            history = metric_history(conn, network, chosen, since, ctx.at) if chosen else []
+            views[network] = NetworkView(
+                network, metrics, chosen, history, since, ctx.now, ctx.at is None
             )
-            series = (
-                [v for _, v in metric_history(conn, network, chosen, since, ctx.at)]
-                if chosen
-                else []
-            )
-            views[network] = NetworkView(network, metrics, chosen, series)
         return views, latest_good_poll(conn, NETWORK_SOURCES, ctx.at)
 
     def render_data(self, data: Any) -> None:

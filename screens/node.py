@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
 from cache.fleet import node_row
 from cache.queries import NodeRow, PollInfo, latest_good_poll, node_history
@@ -24,6 +24,8 @@ from screens.base import CacheScreen, ReadContext
 from screens.host import host
 from screens.render import age, local_time, text
 from screens.table_export import HIDDEN
+from screens.widgets.chart import Chart, ChartData, Series, series
+from screens.widgets.chart_axis import Mark, Point, chart_title, thin, window_label
 from screens.widgets.keys_footer import KeysFooter
 from screens.widgets.nav import NavBar
 from screens.widgets.status_line import StatusLine
@@ -35,30 +37,57 @@ CHARTS = [
     ("gpu_temp_c", "GPU temperature", "°C"),
     ("gpu_power_w", "GPU power", "W"),
 ]
-MAX_POINTS = 600  # plenty for a terminal-wide chart; keeps rendering cheap on 7 d of samples
+MAX_POINTS = 600  # plenty for a terminal-wide chart; keeps drawing cheap on 7 d of samples
 
 
-def _thin(points: list[float]) -> list[float]:
-    """Keep at most MAX_POINTS by averaging neighbours (Sparkline buckets them again anyway)."""
-    if len(points) <= MAX_POINTS:
-        return points
-    step = len(points) / MAX_POINTS
-    out = []
-    for i in range(MAX_POINTS):
-        bucket = points[int(i * step) : max(int((i + 1) * step), int(i * step) + 1)]
-        out.append(sum(bucket) / len(bucket))
-    return out
+@dataclass(frozen=True)
+class FigureHistory:
+    """One figure over the range: the chart's points (thinned, gaps kept) and its figures."""
+
+    points: tuple[Point, ...]
+    count: int
+    """Samples with a value in the range (before thinning)."""
+    last: float | None
+    low: float | None
+    high: float | None
+
+
+def figure_history(
+    history: list[tuple[datetime, dict[str, float | int | None]]],
+    field: str,
+    start: datetime,
+    end: datetime,
+) -> FigureHistory:
+    """A field's points from the node's samples; a sample without the field is a gap."""
+    points: list[Point] = [
+        (at, float(v) if isinstance(v := values.get(field), int | float) else None)
+        for at, values in history
+    ]
+    present = [v for _, v in points if v is not None]
+    return FigureHistory(
+        tuple(thin(points, start, end, MAX_POINTS)),
+        len(present),
+        present[-1] if present else None,
+        min(present) if present else None,
+        max(present) if present else None,
+    )
 
 
 @dataclass(frozen=True)
 class NodeData:
-    """What the Node screen shows: samples over the range, io.net status and rewards."""
+    """What the Node screen shows: each figure over the range, io.net status and rewards."""
 
     node: NodeRow | None
     """The node's latest sample in full; None when the cache no longer holds it."""
-    history: list[tuple[datetime, dict[str, float | int | None]]]
+    figures: dict[str, FigureHistory]
     device: DeviceRow | None
     rewards: list[RewardRow]
+    start: datetime
+    end: datetime
+    live: bool
+    """False when time travelling: the titles say up to when."""
+    marks: tuple[Mark, ...] = ()
+    """Events to mark on the charts' time axis (none are read yet)."""
 
 
 def _device_for(node: NodeRow, devices: list[DeviceRow]) -> DeviceRow | None:
@@ -119,10 +148,11 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
             yield Static(id="node-title", classes="screen-title")
             yield Static(id="node-labels", classes="dim")
             yield Static(id="node-ionet")
-            yield Sparkline([], id="chart-rewards")
+            yield Static(id="chart-title-rewards", classes="section-title")
+            yield Chart(id="chart-rewards")
             for field, _, _ in CHARTS:
                 yield Static(id=f"chart-title-{field}", classes="section-title")
-                yield Sparkline([], id=f"chart-{field}")
+                yield Chart(id=f"chart-{field}")
         yield StatusLine()
         yield KeysFooter()
 
@@ -149,6 +179,7 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
         history = node_history(
             conn, name, kind, since, at=ctx.at, fields=tuple(f for f, _, _ in CHARTS)
         )
+        figures = {f: figure_history(history, f, since, ctx.now) for f, _, _ in CHARTS}
         device = _device_for(node, latest_devices(conn, ctx.at)) if node else None
         rewards = []
         if device is not None:
@@ -157,14 +188,14 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
                 for r in reward_rows(conn, at=ctx.now, since=since)
                 if r.device_id == device.device_id
             ]
-        return NodeData(node, history, device, rewards), latest_good_poll(
-            conn, self.SOURCES, ctx.at
-        )
+        data = NodeData(node, figures, device, rewards, since, ctx.now, ctx.at is None)
+        return data, latest_good_poll(conn, self.SOURCES, ctx.at)
 
     def render_data(self, data: NodeData | None) -> None:
         """Title, labels and charts; a figure with fewer than two points is said, not drawn."""
-        data = data or NodeData(None, [], None, [])
-        history = data.history
+        if data is None:
+            now = host(self).now()
+            data = NodeData(None, {}, None, [], now, now, True)
         node = self.node = data.node
         if node is None:
             self.query_one("#node-title", Static).update(
@@ -186,20 +217,21 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
             labels.append("last error: ", style="bold red")
             labels.append_text(text(node.error, max_len=300))
         self.query_one("#node-labels", Static).update(labels or Text("no labels"))
+        window = window_label(data.end - data.start, data.end, data.live)
         for field, label, unit in CHARTS:
-            points = [float(p) for _, v in history if isinstance(p := v[field], int | float)]
-            chart = self.query_one(f"#chart-{field}", Sparkline)
-            chart.data = _thin([float(p) for p in points])
-            chart.display = len(points) >= 2
-            heading = Text(label, style="bold")
-            if len(points) >= 2:
+            figure = data.figures.get(field) or FigureHistory((), 0, None, None, None)
+            self.query_one(f"#chart-{field}", Chart).data = ChartData(
+                data.start, data.end, unit, (Series(label, figure.points),), data.marks
+            )
+            heading = Text(chart_title(label, unit, window), style="bold")
+            if figure.count >= 2:
                 heading.append(
-                    f"   last {points[-1]:,.1f} {unit}   min {min(points):,.1f}   "
-                    f"max {max(points):,.1f}   ({len(points)} samples)",
+                    f"   last {figure.last:,.1f} {unit}   min {figure.low:,.1f}   "
+                    f"max {figure.high:,.1f}   ({figure.count:,} samples)",
                     style="",
                 )
-            elif points:
-                heading.append(f"   {points[-1]:,.1f} {unit} (one sample: no trend yet)")
+            elif figure.last is not None:
+                heading.append(f"   {figure.last:,.1f} {unit} (one sample: no trend yet)")
             else:
                 heading.append("   —  (not reported by this node)", style="dim")
             self.query_one(f"#chart-title-{field}", Static).update(heading)
@@ -207,11 +239,12 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
     def _render_ionet(self, data: NodeData, node: NodeRow) -> None:
         """io.net status, earnings and the rewards of the chart range, when the node has any."""
         box = self.query_one("#node-ionet", Static)
-        chart = self.query_one("#chart-rewards", Sparkline)
+        chart = self.query_one("#chart-rewards", Chart)
+        heading = self.query_one("#chart-title-rewards", Static)
         device = data.device
         private = host(self).private  # screen sharing: no earning, not even its chart
         box.display = device is not None or "device_id" in node.labels
-        chart.display = len(data.rewards) >= 2 and not private
+        chart.display = heading.display = bool(data.rewards) and not private
         if device is None:
             box.update(Text("io.net: no device status stored yet", style="dim"))
             return
@@ -268,4 +301,14 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
             out.append("\nlast errors: ", style="bold yellow")
             out.append_text(text(v("error"), max_len=300))
         box.update(out)
-        chart.data = _thin([r.amount for r in data.rewards])
+        if chart.display:
+            units = safe_text("/".join(sorted({r.token for r in data.rewards})), 40)
+            window = window_label(data.end - data.start, data.end, data.live)
+            heading.update(Text(chart_title("Block rewards", units, window), style="bold"))
+            chart.data = ChartData(
+                data.start,
+                data.end,
+                units,
+                (series("rewards", ((r.at, r.amount) for r in data.rewards)),),
+                data.marks,
+            )

@@ -79,8 +79,7 @@ async def test_sort_filter_group_and_drill_down(tmp_path: Path) -> None:
 async def test_node_screen_charts_history_over_ranges(tmp_path: Path) -> None:
     from datetime import timedelta
 
-    from textual.widgets import Sparkline
-
+    from screens.widgets.chart import Chart
     from tests.ui.appkit import NOW
 
     db = tmp_path / "cache.db"
@@ -94,7 +93,7 @@ async def test_node_screen_charts_history_over_ranges(tmp_path: Path) -> None:
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, NodeScreen)
-        assert screen.query_one("#chart-cpu_pct", Sparkline).display
+        assert screen.query_one("#chart-cpu_pct", Chart).display
         title = str(screen.query_one("#chart-title-cpu_pct", Static).render())
         assert "(4 samples)" in title  # 24 h range by default
         await pilot.press("]")  # 7 d

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from textual.widgets import DataTable, Input, Sparkline, Static
+from textual.widgets import DataTable, Input, Static
 
 from screens.overview import OverviewScreen
 from screens.project import ProjectScreen
 from screens.rankings import RankingsScreen
+from screens.widgets.chart import Chart
 from screens.widgets.status_line import StatusLine
 from tests.support.ui import settle, status
 from tests.ui.appkit import NOW, make_app, store_failure, store_live, store_sample
@@ -160,7 +161,7 @@ async def test_enter_opens_project_with_history_and_escape_returns(tmp_path: Pat
         assert app.screen.coin.coin_id == "render-token"
         title = str(app.screen.query_one("#project-history-title", Static).render())
         assert "2 snapshots" in title
-        assert app.screen.query_one("#project-spark-7d", Sparkline).display
+        assert app.screen.query_one("#project-spark-7d", Chart).display
         await pilot.press("escape")
         assert isinstance(app.screen, RankingsScreen)
 

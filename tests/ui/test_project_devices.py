@@ -6,9 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Sparkline, Static
+from textual.widgets import DataTable, Static
 
 from screens.project import ProjectScreen
+from screens.widgets.chart import Chart
 from sources.models import NetworkMetric, Reading
 from tests.support.ui import SIZES, keys, live_cache, settle
 from tests.ui.appkit import NOW, make_app, store
@@ -45,7 +46,7 @@ async def test_io_net_devices_against_its_price(tmp_path: Path) -> None:
         assert shown["Mcap / device"] == "$9,756"  # $240.00M / 24,600
         assert shown["Devices 7d"] == "+11.8%  price +21.2%"  # 22,000 -> 24,600
         assert shown["Devices 30d"] == "+23.0%  price +40.1%"  # 20,000 -> 24,600
-        assert screen.query_one("#project-devices", Sparkline).display
+        assert screen.query_one("#project-devices", Chart).display
         title = str(screen.query_one("#project-devices-title", Static).render())
         assert title == "io.net devices in the cache, last 30 days: 4 values"
 
