@@ -403,6 +403,37 @@ async def test_a_viewer_that_cannot_start_ends_its_session_with_a_word(
         assert children() == []
 
 
+async def test_a_screenshot_downloads_under_the_policy_that_blocks_its_font_link(
+    serving: Serving,
+) -> None:
+    """Textual's SVG names a Fira Code font on cdnjs; served inline here, the CSP stops it."""
+    async with serving() as (server, client):
+        ws = await session(server, client)
+        await read_until(ws, "Tracked market cap")
+        for keys in ("\x10", "screenshot", "\r"):  # ctrl+p, the palette's Screenshot, enter
+            await ws.send_json(["stdin", keys])
+            await asyncio.sleep(0.8)
+        texts: list[Any] = []
+        async with asyncio.timeout(FRAME_TIMEOUT):
+            while not any(t[0] == "deliver_file_start" for t in texts):
+                message = await ws.receive()
+                assert message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT)
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    texts.append(message.json())
+        key = next(t[1] for t in texts if t[0] == "deliver_file_start")
+        reply = await client.get(f"/download/{key}", headers=cookie(server))
+        assert reply.status == 200
+        assert reply.headers["Content-Type"].startswith("image/svg+xml")
+        svg = await reply.text()
+        assert "Tracked market cap" in svg.replace("&#160;", " ")
+        assert "https://cdnjs.cloudflare.com" in svg  # what the policy has to stop
+        policy = reply.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "font-src 'self'" in policy
+        assert "script-src 'none'" in policy
+        await ws.close()
+        await until(lambda: not server.sessions, 15, "the session's end")
+
+
 async def test_stopping_the_server_ends_every_session(serving: Serving) -> None:
     async with serving(max_sessions=2) as (server, client):
         sockets = [await session(server, client) for _ in range(2)]
@@ -452,3 +483,37 @@ async def test_a_viewer_that_ignores_quit_and_sigterm_is_killed(tmp_path: Path) 
     assert status == -9  # SIGKILL, after "quit" and SIGTERM were ignored
     assert loop.time() - started < 5
     assert not psutil.pid_exists(service.pid)
+
+
+@pytest.mark.parametrize(
+    ("headers", "ok"),
+    [
+        ({"Host": "console.example", "Origin": "http://console.example"}, True),
+        ({"Host": "console.example", "Origin": "https://console.example"}, False),
+        # behind a TLS proxy that passes Host and says https (docs/remote.md)
+        (
+            {
+                "Host": "console.example",
+                "Origin": "https://console.example",
+                "X-Forwarded-Proto": "https",
+            },
+            True,
+        ),
+        (
+            {
+                "Host": "console.example",
+                "Origin": "https://evil.example",
+                "X-Forwarded-Proto": "https",
+            },
+            False,
+        ),
+        ({"Host": "console.example:8443", "Origin": "https://console.example"}, False),
+        ({"Host": "Console.Example", "Origin": "http://console.example/"}, True),
+    ],
+)
+def test_the_origin_must_be_the_page_s_own(headers: dict[str, str], ok: bool) -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    server = ViewerServer(ServeSettings(token=TOKEN, viewer_args=[], sessions_dir=Path(".")))
+    request = make_mocked_request("GET", "/ws", headers=headers)
+    assert server._origin_ok(request) is ok
