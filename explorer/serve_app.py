@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import json
 import logging
+import re
 import secrets
 import signal
 import sys
@@ -222,7 +223,9 @@ class ViewerServer(Server):
             response.headers.setdefault(name, value)
 
     def _is_https(self, request: web.Request) -> bool:
-        # behind a TLS reverse proxy the page is https though this server speaks http
+        # Behind a TLS reverse proxy the page is https though this server speaks http. Taking
+        # the header from anyone is safe: a browser's page cannot set it, and a client that is
+        # not a browser can send any Origin anyway (the token is what keeps it out).
         forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         return request.secure or forwarded == "https"
 
@@ -246,8 +249,8 @@ class ViewerServer(Server):
         log.info(
             "refused %s %s from %s: no valid token (401)",
             request.method,
-            request.path,
-            request.remote,
+            request.url.raw_path,  # still percent-encoded: no line breaks; never the query
+            peer(request),
         )
         return web.Response(
             status=401, text=serve_page.UNAUTHORIZED, content_type="text/html", charset="utf-8"
@@ -304,15 +307,15 @@ class ViewerServer(Server):
         if not self._origin_ok(request):
             log.info(
                 "refused websocket from %s: origin %r is not this page's (403)",
-                request.remote,
-                request.headers.get("Origin"),
+                peer(request),
+                request.headers.get("Origin", "")[:100],
             )
             raise web.HTTPForbidden(text=serve_page.FORBIDDEN_ORIGIN, content_type="text/html")
         websocket = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_MESSAGE)
         if self._busy():
             await websocket.prepare(request)
             message = serve_page.full_message(self.settings.max_sessions)
-            log.info("refused session from %s: %s", request.remote, message)
+            log.info("refused session from %s: %s", peer(request), message)
             await websocket.close(code=CLOSE_TRY_LATER, message=message.encode())
             return websocket
         self._starting += 1
@@ -355,7 +358,7 @@ class ViewerServer(Server):
             log.info(
                 "session %s started for %s: viewer pid %s (%d open)",
                 session,
-                request.remote,
+                peer(request),
                 service.pid,
                 len(self.sessions),
             )
@@ -401,7 +404,7 @@ class ViewerServer(Server):
         log.info(
             "session %s ended for %s after %.0f s (%s; viewer exit %s; %d open)",
             session,
-            request.remote,
+            peer(request),
             time.monotonic() - started,
             service.ended_by,
             status,
@@ -439,6 +442,18 @@ class ViewerServer(Server):
                 await websocket.close(code=CLOSE_GOING_AWAY, message=b"The server stopped.")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._none_open.wait(), 3 * STOP_GRACE + 1)
+
+
+_PEER_CHARS = re.compile(r"[^0-9A-Za-z.:\[\], -]")
+
+
+def peer(request: web.Request) -> str:
+    """The remote address for the log, and whom a proxy says it forwards for (unverified)."""
+    remote = request.remote or "?"
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded:
+        return f"{remote} (forwarded for {_PEER_CHARS.sub('', forwarded)[:80]})"
+    return remote
 
 
 def idle_message(timeout: float) -> str:

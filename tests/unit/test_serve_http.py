@@ -517,3 +517,33 @@ def test_the_origin_must_be_the_page_s_own(headers: dict[str, str], ok: bool) ->
     server = ViewerServer(ServeSettings(token=TOKEN, viewer_args=[], sessions_dir=Path(".")))
     request = make_mocked_request("GET", "/ws", headers=headers)
     assert server._origin_ok(request) is ok
+
+
+async def test_refusals_log_one_line_without_the_query(
+    serving: Serving, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "explorer.serve")
+    near_miss = TOKEN[:-1] + "u"  # a mistyped token is nearly the token: never logged
+    async with serving() as (_, client):
+        reply = await client.get("/%0Afake%20line", params={"token": near_miss})
+        assert reply.status == 401
+        reply = await client.get("/", params={"token": near_miss})
+        assert reply.status == 401
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert all("\n" not in line and near_miss not in line for line in lines), lines
+    assert "refused GET /%0Afake%20line from 127.0.0.1: no valid token (401)" in lines
+
+
+def test_the_log_names_a_proxy_s_client_unverified_and_cleaned() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from explorer.serve_app import peer
+
+    plain = make_mocked_request("GET", "/")
+    assert peer(plain) == (plain.remote or "?")
+    proxied = make_mocked_request(
+        "GET", "/", headers={"X-Forwarded-For": "203.0.113.9, 10.0.0.1\x1b[31m<b>"}
+    )
+    # the escape character and the markup go; brackets stay (IPv6 addresses have them)
+    assert peer(proxied).endswith("(forwarded for 203.0.113.9, 10.0.0.1[31mb)")
