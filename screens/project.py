@@ -138,7 +138,7 @@ class ProjectScreen(CacheScreen[ProjectData, None]):
         )
         self.query_one("#project-history-title", Static).update(
             f"{chart_title('Price in the cache', 'USD', window)}: "
-            f"{len(prices)} snapshot{'' if len(prices) == 1 else 's'}"
+            f"{len(prices):,} snapshot{'' if len(prices) == 1 else 's'}"
         )
         self.query_one("#project-history-range", Static).update(
             _span(prices, usd_price) or "— (history builds up as polls are stored)"

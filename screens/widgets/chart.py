@@ -109,7 +109,8 @@ def draw(data: ChartData, width: int, height: int) -> Text:
         color = COLORS[index % len(COLORS)]
         inside = [p for p in line.points if data.start <= p[0] <= data.end]
         for whole in segments(inside):
-            run = bucket_run(whole, data.start, data.end, 2 * width)
+            # one point per cell: plotext's cost grows with the points, braille lines join them
+            run = bucket_run(whole, data.start, data.end, width)
             if data.levels:
                 run = _steps(run)
             xs = [(t - data.start).total_seconds() for t, _ in run]
