@@ -77,6 +77,13 @@ button { margin-top: 16px; padding: 12px 28px; border: none; background: #5e0ba7
   Socket.prototype = Native.prototype;
   Object.setPrototypeOf(Socket, Native);  // WebSocket.OPEN and friends
   window.WebSocket = Socket;
+  // keys go to the console from the start, without a click into it first
+  window.addEventListener("load", function () {
+    setTimeout(function () {
+      var input = document.querySelector(".xterm-helper-textarea");
+      if (input) { input.focus(); }
+    }, 0);
+  });
   function restart() { location.replace("/"); }
   document.getElementById("restart").addEventListener("click", restart);
   document.getElementById("start").addEventListener("click", restart);

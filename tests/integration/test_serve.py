@@ -173,6 +173,14 @@ async def test_chromium_shows_the_overview_and_the_cache_is_left_as_it_was(
         assert (served.url, 303) in browser.responses()  # the cookie set, then the page
         assert (f"{served.base}/", 200) in browser.responses()
 
+        # keys reach the viewer with no click first (the page focuses the terminal)
+        await browser.press("2")
+        await browser.wait_until(
+            lambda: "DePIN rankings" in screen_text(browser.ws_received()),
+            within=DRAW_TIMEOUT,
+            what="the Rankings screen after 2",
+        )
+
         viewers = served.viewers()
         assert len(viewers) == 1, viewers
         assert "--viewer" in viewers[0].cmdline() and "browser" in viewers[0].cmdline()

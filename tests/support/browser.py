@@ -207,6 +207,11 @@ class Chromium:
     def _count(self, method: str) -> int:
         return sum(1 for name, _ in self.events if name == method)
 
+    async def press(self, key: str) -> None:
+        """Type one printable key into the focused element, as a person would."""
+        await self.call("Input.dispatchKeyEvent", type="keyDown", key=key, text=key)
+        await self.call("Input.dispatchKeyEvent", type="keyUp", key=key)
+
     async def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page."""
         result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
