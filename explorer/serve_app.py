@@ -45,6 +45,14 @@ MAX_MESSAGE = 1 << 20
 """The largest websocket message taken from a browser (keys, pastes, resizes are small)."""
 MAX_SIZE = 1000
 """Terminal width or height asked by a browser is clamped to 1..this."""
+WITHHELD_ENV = (
+    "COINGECKO_API_KEY",
+    "IONET_TOKEN",
+    "DEPIN_EXPLORER_METRICS_USER",
+    "DEPIN_EXPLORER_METRICS_PASSWORD",
+)
+"""Credentials in serve's environment that its viewers do not get (explorer/config.py,
+explorer/metrics_listen.py); a secrets file named in the config is still read by each viewer."""
 NONCE = web.RequestKey("nonce", str)
 """The console page's script nonce, from its handler to the headers hook."""
 CLOSE_NORMAL = 1000
@@ -99,6 +107,8 @@ class ViewerService(AppService):
         # shell: exec the argv instead, so no path needs shell quoting and the pid we stop is
         # the viewer's own, not a shell's.
         environment = self._build_environment(width=width, height=height)
+        for name in WITHHELD_ENV:  # a viewer polls nothing: it needs no upstream's key
+            environment.pop(name, None)
         self._process = process = await asyncio.create_subprocess_exec(
             *self.argv,
             stdin=asyncio.subprocess.PIPE,

@@ -210,3 +210,17 @@ def test_serve_help_names_the_options(runner: CliRunner) -> None:
     for option in ("--host", "--port", "--max-sessions", "--idle-timeout", "--new-token", "--db"):
         assert option in result.output
     assert "127.0.0.1" in result.output
+
+
+def test_the_browser_tests_skip_without_chromium_and_fail_under_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.support.browser import require_chromium
+
+    monkeypatch.setenv("CHROMIUM_BIN", str(tmp_path / "no-chromium"))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromium not installed"):
+        require_chromium()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true but chromium not installed"):
+        require_chromium()

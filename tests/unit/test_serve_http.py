@@ -257,9 +257,15 @@ async def test_a_websocket_from_another_origin_is_403_and_starts_nothing(
 
 
 async def test_a_session_is_a_read_only_viewer_reaped_when_the_tab_closes(
-    serving: Serving, cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    serving: Serving,
+    cache: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.INFO, "explorer.serve")
+    monkeypatch.setenv("COINGECKO_API_KEY", "CG-server-only-key")
+    monkeypatch.setenv("IONET_TOKEN", "io-server-only-token")
     async with serving() as (server, client):
         ws = await session(server, client)
         text, _ = await read_until(ws, "Tracked market cap")
@@ -272,6 +278,9 @@ async def test_a_session_is_a_read_only_viewer_reaped_when_the_tab_closes(
         state = Path(argv[argv.index("--state-file") + 1])
         assert state.parent == tmp_path / "sessions"
         assert argv[argv.index("--db") + 1] == str(cache)
+        environment = viewer.environ()  # a viewer polls nothing: no upstream's credentials
+        assert "COINGECKO_API_KEY" not in environment and "IONET_TOKEN" not in environment
+        assert environment["TEXTUAL_DRIVER"].endswith("WebDriver")
         await ws.close()
         await until(lambda: not server.sessions, 15, "the session's end")
         assert not psutil.pid_exists(service.pid) or viewer.status() == psutil.STATUS_ZOMBIE
