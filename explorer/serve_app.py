@@ -127,9 +127,9 @@ class ViewerService(AppService):
         return await super().send_bytes(data)
 
     async def set_terminal_size(self, width: int, height: int) -> None:
-        """Forward a resize (counts as activity for the idle timeout)."""
+        """Forward a resize, clamped (counts as activity for the idle timeout)."""
         self.last_input = time.monotonic()
-        await super().set_terminal_size(width, height)
+        await super().set_terminal_size(clamp_size(width), clamp_size(height))
 
     async def on_meta(self, data: bytes) -> None:
         """A packet from the viewer; "exit" (q, ctrl+q) is noted for the session's log line."""
@@ -356,8 +356,8 @@ class ViewerServer(Server):
             close=websocket.close,
             download_manager=self.download_manager,
         )
-        width = min(max(to_int(request.query.get("width", "80"), 80), 1), MAX_SIZE)
-        height = min(max(to_int(request.query.get("height", "24"), 24), 1), MAX_SIZE)
+        width = clamp_size(to_int(request.query.get("width", "80"), 80))
+        height = clamp_size(to_int(request.query.get("height", "24"), 24))
         self.sessions[session] = service
         self._none_open.clear()
         self._sockets.add(websocket)
@@ -452,6 +452,15 @@ class ViewerServer(Server):
                 await websocket.close(code=CLOSE_GOING_AWAY, message=b"The server stopped.")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._none_open.wait(), 3 * STOP_GRACE + 1)
+
+
+def clamp_size(cells: object) -> int:
+    """A terminal width or height from the browser as 1..MAX_SIZE cells (a number, or 80)."""
+    try:
+        value = int(cells)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        value = 80
+    return min(max(value, 1), MAX_SIZE)
 
 
 _PEER_CHARS = re.compile(r"[^0-9A-Za-z.:\[\], -]")

@@ -389,6 +389,9 @@ async def test_q_in_the_viewer_ends_the_session(
     async with serving() as (server, client):
         ws = await session(server, client)
         await read_until(ws, "Tracked market cap")
+        # a hostile resize is clamped (1000 x 80 here), not handed on to grow the viewer
+        await ws.send_json(["resize", {"width": 10**9, "height": "many"}])
+        await read_until(ws, "Tracked market cap")  # redrawn at the clamped size
         await ws.send_json(["stdin", "q"])
         message = await closing(ws)
         assert message.type == aiohttp.WSMsgType.CLOSE
@@ -556,3 +559,13 @@ def test_the_log_names_a_proxy_s_client_unverified_and_cleaned() -> None:
     )
     # the escape character and the markup go; brackets stay (IPv6 addresses have them)
     assert peer(proxied).endswith("(forwarded for 203.0.113.9, 10.0.0.1[31mb)")
+
+
+@pytest.mark.parametrize(
+    ("given", "cells"),
+    [(120, 120), (0, 1), (-5, 1), (10**9, 1000), ("40", 40), ("many", 80), (None, 80), (2.7, 2)],
+)
+def test_terminal_sizes_from_the_browser_are_clamped(given: object, cells: int) -> None:
+    from explorer.serve_app import clamp_size
+
+    assert clamp_size(given) == cells
