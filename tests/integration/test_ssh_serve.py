@@ -351,3 +351,34 @@ def test_a_session_cannot_save_a_screenshot_on_the_server(tmp_path: Path, db: Pa
         assert client.wait() == 0
     assert "Save an SVG" not in shown
     assert list(downloads.iterdir()) == []
+
+
+def test_the_keys_file_is_read_at_each_login_with_its_from_patterns(
+    tmp_path: Path, db: Path
+) -> None:
+    carol = make_key(tmp_path, "carol")
+    with ssh_serve(tmp_path, db) as server:
+        keys = tmp_path / "authorized_keys"
+        first = keys.read_text()
+
+        def login(key: Path) -> str:
+            done = subprocess.run(
+                [*server.ssh_args(key, tty=False), "true"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                stdin=subprocess.DEVNULL,
+            )
+            return done.stderr
+
+        # in: authenticated, then its command refused (a session runs the viewer only)
+        assert "exec request failed" in login(server.key)
+        assert "Permission denied (publickey)" in login(carol)
+        carol_pub = Path(f"{carol}.pub").read_text()
+        keys.write_text(first + f'from="10.9.9.9" {carol_pub}')  # not from this address
+        assert "Permission denied (publickey)" in login(carol)
+        keys.write_text(first + f'from="127.0.0.1" {carol_pub}')
+        assert "exec request failed" in login(carol)  # added without a restart
+        keys.write_text(f'from="127.0.0.1" {carol_pub}')  # the first key taken out
+        assert "Permission denied (publickey)" in login(server.key)
+    assert not viewers(tmp_path)
