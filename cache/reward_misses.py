@@ -28,6 +28,7 @@ The exporter's network error counters are not stored, so no cause is "network er
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ PARTLY_SAMPLED_S = 3000.0
 """Samples standing for less of the hour than this (s, 50 min): part of the hour is unseen."""
 DOWN_STATUSES = frozenset({"down", "offline", "inactive"})
 """io.net device statuses that mean the network sees the device down (it publishes up/down)."""
+
+DEVICE_POLLS = "source = 'ionet-devices'"
+"""The polls that store io.net device rows (polls.source)."""
 
 SEEN_ORDER = ("down", "network_down", "hot", "idle", "no_samples", "partly_sampled", "no_node")
 """Causes we can see, in the order they are tried for a block and rank ties in a summary."""
@@ -190,28 +194,37 @@ def _summary(misses: list[Miss]) -> tuple[str | None, int, str]:
     return seen, n, f"{words[seen]} in {of}"
 
 
+_STATUSES = (
+    # CROSS JOIN: each request (device, poll ids, hour) an index range of that device's rows
+    "SELECT j.key, d.status FROM json_each(:q) j CROSS JOIN devices d "
+    "ON d.network = :network AND d.device_id = json_extract(j.value, '$[0]') "
+    "AND d.poll_id >= json_extract(j.value, '$[1]') AND d.poll_id <= json_extract(j.value, '$[2]') "
+    "JOIN polls p ON p.id = d.poll_id AND p.finished_at >= json_extract(j.value, '$[3]') "
+    "AND p.finished_at < json_extract(j.value, '$[4]') WHERE d.status IS NOT NULL "
+    "ORDER BY j.key, p.finished_at"
+)
+
+
 def _network_statuses(
     conn: sqlite3.Connection, wanted: set[tuple[str, datetime]], bound: int
 ) -> dict[tuple[str, datetime], str | None]:
     """(device id, hour) → the device's statuses in the devices rows of polls in that hour."""
-    out: dict[tuple[str, datetime], str | None] = {}
     ids: dict[datetime, tuple[int, int] | None] = {}
+    keys: list[tuple[str, datetime]] = []
+    requests: list[tuple[str, int, int, str, str]] = []
     for device_id, hour in sorted(wanted):
         if hour not in ids:
-            ids[hour] = poll_ids(conn, hour, hour + HOUR, bound)
+            ids[hour] = poll_ids(conn, hour, hour + HOUR, bound, DEVICE_POLLS)
         span_ids = ids[hour]
-        if span_ids is None:
-            out[(device_id, hour)] = None
-            continue
-        rows = conn.execute(
-            "SELECT d.status FROM devices d JOIN polls p ON p.id = d.poll_id "
-            "WHERE d.network = ? AND d.device_id = ? AND d.poll_id >= ? AND d.poll_id <= ? "
-            "AND p.finished_at >= ? AND p.finished_at < ? AND d.status IS NOT NULL "
-            "ORDER BY p.finished_at",
-            (NETWORK, device_id, *span_ids, iso(hour), iso(hour + HOUR)),
-        ).fetchall()
-        out[(device_id, hour)] = _network_status([str(r[0]) for r in rows])
-    return out
+        if span_ids is not None:
+            keys.append((device_id, hour))
+            requests.append((device_id, *span_ids, iso(hour), iso(hour + HOUR)))
+    found: dict[tuple[str, datetime], list[str]] = {}
+    if requests:
+        params = {"q": json.dumps(requests), "network": NETWORK}
+        for index, status in conn.execute(_STATUSES, params):
+            found.setdefault(keys[int(index)], []).append(str(status))
+    return {key: _network_status(found.get(key, [])) for key in wanted}
 
 
 def reward_misses(

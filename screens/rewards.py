@@ -339,7 +339,7 @@ class RewardsScreen(CacheScreen[RewardsData, RewardsOptions]):
 
     @on(FleetTable.RowSelected)
     def _open_node(self, event: FleetTable.RowSelected) -> None:
-        if self.by_day or self.data is None:
+        if (self.by_day and not self.show_misses) or self.data is None:
             return
         who = event.key.split("\x1f", 1)[0] if self.show_misses else event.key
         found = next((f for f in self.data.nodes if f.label == who), None)

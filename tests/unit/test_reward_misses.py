@@ -4,6 +4,9 @@ samples), the per-node summary, 1-minute rollups, "as of T" and the Node screen'
 
 from __future__ import annotations
 
+import sqlite3
+from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import pytest
 
 from cache.db import iso, open_reader, open_writer
 from cache.export import REWARDS_KEYS, rewards_export
+from cache.retention import apply_retention
+from cache.retention_policy import RetentionPolicy
 from cache.reward_misses import RewardMisses, io_cause, missed_blocks, reward_misses
 from cache.rollup import INSERT_ROLLUP, ROLLUP_COLUMNS
 from cache.store import PollRecord, write_poll
@@ -309,7 +314,7 @@ def test_hours_older_than_the_raw_samples_read_the_minute_rollups(tmp_path: Path
             conn.execute(INSERT_ROLLUP, list(values.values()))
     conn.close()
     m = miss(read(db), "gpu-02", 3)
-    assert m.figures is not None and m.figures.from_rollups
+    assert m.figures is not None and m.figures.read_from == "minute rollups"
     assert m.sampled_min == 30.0 and m.down_min == 5.0
     assert m.figures.cpu_pct == 30.0 and m.figures.gpu_util_pct == 60.0
     assert m.figures.gpu_temp_max_c == 88.0
@@ -339,3 +344,32 @@ def test_export_rewards_explains_each_missed_block(cache: Path) -> None:
     paid = by_block[("gpu-01", "11:00")]
     assert (paid["missed"], paid["cause"], paid["seen_cause"]) == (False, None, None)
     assert len(records) == 22 and len(earlier) == 15  # as of 09:00: the 08:00 fetch only
+
+
+def test_hours_rolled_up_by_retention_give_the_same_figures(cache: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "cache.db"
+    source = open_reader(cache)
+    target = sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.close()
+    conn = open_writer(copy)
+    apply_retention(conn, RetentionPolicy(), T)  # rolls up every hour over by T
+    conn.close()
+    before, after = read(cache), read(copy)
+    assert len(after.misses) == len(before.misses)
+    read_from = Counter()
+    for old, new in zip(before.misses, after.misses, strict=True):
+        assert old.figures is None or old.figures.read_from == "samples"
+        if new.figures is not None:
+            read_from[new.figures.read_from] += 1
+            assert replace(new.figures, read_from="samples") == old.figures, new.at
+        else:
+            assert old.figures is None
+        assert (new.seen, new.seen_label) == (old.seen, old.seen_label)
+    # all-up hours from their rollup; hours with a down sample (gpu-01 at 06, gpu-02 at 01-05)
+    # or a gap longer than the span (gpu-01 at 09: the exporter gone from 09:55) from the samples
+    assert read_from == {"hour rollup": 8, "samples": 7}
+    assert miss(after, "gpu-01", 9).figures.read_from == "samples"
+    assert miss(after, "gpu-01", 6).figures.read_from == "samples"
+    assert miss(after, "gpu-01", 2).figures.read_from == "hour rollup"
