@@ -227,6 +227,7 @@ class ViewerSession(asyncssh.SSHServerSession[bytes]):
         self._started = time.monotonic()
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
 
     # -- what the client asks for ------------------------------------------------------------
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
@@ -306,7 +307,8 @@ class ViewerSession(asyncssh.SSHServerSession[bytes]):
         """The channel is gone (client quit, dropped, closed): the viewer goes with it."""
         self._open = False
         if self._task is not None and self._proc is not None and self._proc.returncode is None:
-            asyncio.get_running_loop().create_task(self._stop())
+            # kept: the loop holds only a weak reference to a task
+            self._stopping = asyncio.get_running_loop().create_task(self._stop())
 
     # -- the viewer ----------------------------------------------------------------------------
     async def _run(self) -> None:

@@ -15,8 +15,10 @@ import json
 import os
 import re
 import signal
+import socket
 import struct
 import subprocess
+import sys
 import termios
 import time
 from pathlib import Path
@@ -382,3 +384,34 @@ def test_the_keys_file_is_read_at_each_login_with_its_from_patterns(
         keys.write_text(f'from="127.0.0.1" {carol_pub}')  # the first key taken out
         assert "Permission denied (publickey)" in login(server.key)
     assert not viewers(tmp_path)
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path, db: Path) -> None:
+    key = make_key(tmp_path, "client")
+    (tmp_path / "authorized_keys").write_text(Path(f"{key}.pub").read_text())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "explorer",
+                "ssh-serve",
+                "--port",
+                str(port),
+                "--db",
+                str(db),
+                "--authorized-keys",
+                str(tmp_path / "authorized_keys"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=server_env(tmp_path),
+            stdin=subprocess.DEVNULL,
+        )
+    assert done.returncode == 1, done.stderr
+    assert f"depin-explorer: cannot listen on 127.0.0.1:{port}: " in done.stderr
+    assert "Traceback" not in done.stderr
