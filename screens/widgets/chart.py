@@ -251,10 +251,13 @@ class Chart(Widget):
     data: reactive[ChartData | None] = reactive(None)
     """What to draw, set by the screen from its cache read."""
 
+    _plot: ChartPlot | None = None
+    """The drawing of ``data`` at the widget's height, kept across repaints."""
+
     def watch_data(self, data: ChartData | None) -> None:
         """One line for a range without samples, the full height for a plot."""
         self.set_class(data is not None and data.empty, "-empty")
-        self._plot = ChartPlot(data, 0) if data is not None else None
+        self._plot = None
 
     def render(self) -> WidgetRender:
         """The plot at the widget's size."""
@@ -262,7 +265,6 @@ class Chart(Widget):
         if data is None:
             return ""
         height = self.content_size.height
-        plot = getattr(self, "_plot", None)
-        if plot is None or plot.data is not data or plot.height != height:
-            plot = self._plot = ChartPlot(data, height)
-        return plot
+        if self._plot is None or self._plot.height != height:
+            self._plot = ChartPlot(data, height)
+        return self._plot
