@@ -78,12 +78,25 @@ class ServeSettings:
     python: str = field(default_factory=lambda: sys.executable)
 
 
+def _prctl() -> Any:
+    if sys.platform != "linux":
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()
+"""libc's prctl, looked up here: the child, between fork and exec, only calls it (no dlopen)."""
+
+
 def _die_with_server() -> None:  # pragma: no cover - runs in the child, before exec
     # A server killed outright (SIGKILL, OOM) cannot end its viewers, and a viewer whose stdin
     # closed keeps running: the kernel ends it with its parent (PR_SET_PDEATHSIG = 1). The
     # viewer holds no lock and writes nothing, so SIGKILL loses nothing.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)
 
 
 class ViewerService(AppService):
@@ -115,7 +128,7 @@ class ViewerService(AppService):
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=environment,
-            preexec_fn=_die_with_server if sys.platform == "linux" else None,
+            preexec_fn=_die_with_server if _PRCTL is not None else None,
         )
         assert process.stdin is not None
         self._stdin = process.stdin
