@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 import sources
+from sources.akash_providers import AkashProviderSource
 from sources.base import RequestBudget, get_json, make_client
 from sources.ionet_devices import IonetDeviceSource
 from sources.models import SourceError
@@ -165,11 +166,29 @@ async def _ionet_devices() -> None:
     assert budgets["details_budget"].calls == sum(p.endswith("/details") for p in paths) == 1
 
 
+async def _akash_providers() -> None:
+    """One slot per provider request, a retried 500 included."""
+    good, failing = "akash1hcu596l97rqkcllcwundclhgkvurld6grecjgy", "akash1" + "q" * 38
+    budget = CountingBudget()
+    upstream = Recorder(failing=(failing,))
+    source = AkashProviderSource(
+        base_url=ROOT, providers=lambda: {good: None, failing: None}, api_budget=budget
+    )
+    async with upstream.client() as client:
+        with pytest.raises(SourceError):  # ``{}`` is no provider object: every request failed
+            await source.fetch(client)
+    paths = [r.url.path for r in upstream.requests]
+    assert sum(p.endswith(failing) for p in paths) == 3  # retried
+    assert sum(p.endswith(good) for p in paths) == 1
+    assert budget.calls == len(paths) == 4
+
+
 EXERCISERS: dict[str, Callable[[], Awaitable[None]]] = {
     "sources.network.fetch_endpoints": _fetch_endpoints,
     "sources.base.get_json": _get_json,
     "sources.ionet_devices.IonetDeviceSource": _ionet_devices,
     "sources.ionet_devices.IonetDeviceSource._get": _ionet_devices,
+    "sources.akash_providers.AkashProviderSource": _akash_providers,
 }
 
 
