@@ -40,6 +40,7 @@ ALL_SOURCES = (
     "ionet",
     "ionet-devices",
     "akash",
+    "akash-providers",
     "filecoin",
     "helium",
 )
