@@ -492,7 +492,11 @@ def export_fleet(ctx: click.Context, fmt: str, **globals_: Any) -> None:
 @export_format
 @click.pass_context
 def export_rewards(ctx: click.Context, fmt: str, **globals_: Any) -> None:
-    """Every stored reward: node, network, device, when earned, amount, token, source."""
+    """Every stored reward: node, network, device, when earned, amount, token, source.
+
+    With --private every amount is written as "•••", as the Rewards screen shows it in private
+    mode; missed blocks, their causes and counts stay.
+    """
     _export(ctx, "rewards", fmt, globals_)
 
 
@@ -516,6 +520,10 @@ def _export(ctx: click.Context, table: str, fmt: str, globals_: dict[str, Any]) 
             elif table == "rewards":
                 keys = export.REWARDS_KEYS
                 records = export.rewards_export(conn, at)
+                if ctx.obj.private:  # the other tables hold no earnings
+                    from explorer.exports import hide_reward_amounts
+
+                    records = hide_reward_amounts(records)
             elif table == "networks":
                 keys = export.NETWORKS_KEYS
                 records = export.networks_records(queries.latest_metrics(conn, at))

@@ -12,12 +12,27 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cache.export import to_csv
 from explorer.paths import data_dir
-from screens.table_export import TableExport
+from screens.table_export import HIDDEN, TableExport
 
 _STEM = re.compile(r"[^A-Za-z0-9_.-]+")
+
+REWARD_AMOUNT_KEYS = frozenset({"amount"})
+"""The money in ``export rewards`` (cache.export.REWARDS_KEYS): what ``--private`` hides."""
+
+
+def hide_reward_amounts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``export rewards --private``: every amount written as the Rewards screen shows it.
+
+    Missing stays null; missed blocks, their causes and the hour's figures stay (not money).
+    """
+    return [
+        {k: HIDDEN if k in REWARD_AMOUNT_KEYS and v is not None else v for k, v in r.items()}
+        for r in records
+    ]
 
 
 def exports_dir() -> Path:
