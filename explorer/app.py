@@ -171,10 +171,19 @@ class DepinExplorerApp(App[None], ExplorerSession):
                 self.screen.refresh_status()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        """Textual's palette commands; an SSH viewer has no Screenshot (it saves on the server)."""
+        """Textual's palette commands and private mode (not where the server fixed it on).
+
+        An SSH viewer has no Screenshot (it saves on the server).
+        """
         for command in super().get_system_commands(screen):
             if not (self.viewer == "ssh" and command.title == "Screenshot"):
                 yield command
+        if not self.private_fixed:
+            yield SystemCommand(
+                "Private mode",
+                "Show earnings" if self.private else "Hide earnings everywhere (screen sharing)",
+                self.action_toggle_private,
+            )
 
     def _ui_deliver(self, table: TableExport) -> None:
         if not self.is_web:  # only a browser can take a download; a terminal would write here

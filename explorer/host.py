@@ -54,7 +54,8 @@ class ExplorerSession:
         offline: browse the cache only; no network request.
         clock: the injectable clock (UTC).
         at: the time-travel moment to start at; None is live.
-        private: start with earnings hidden.
+        private: start with earnings hidden. In a viewer this is the server's ``--private``,
+            which the session cannot turn off (``private_fixed``).
         viewer: a remote session's read-only viewer ("browser" for ``serve``, "ssh" for
             ``ssh-serve``): never polls, never writes the cache, never evaluates alerts;
             exports go to the browser ("browser") or are refused ("ssh"). None: the local TUI.
@@ -78,6 +79,10 @@ class ExplorerSession:
         self.clock = clock
         self.at = at
         """Time travel: screens show the cache as of this moment; None is live."""
+        self.private_fixed = private and viewer is not None
+        """The server started this viewer private: ``p`` and the palette cannot show earnings."""
+        if viewer == "ssh" and not private:  # the key's own file: as its last session left it
+            private = UserState.stored_private(state_path)
         self.private = private
         """Private mode: earnings hidden on every screen and in exports (``p``, ``--private``)."""
         self.attached_pid: int | None = None
@@ -361,8 +366,13 @@ class ExplorerSession:
 
     # -- private mode and time travel ---------------------------------------------------------
     def toggle_private(self) -> None:
-        """Hide or show earnings on every screen (and in exports)."""
+        """Hide or show earnings on every screen (and in exports); an SSH key remembers it."""
+        if self.private_fixed:
+            self._ui_toast(Toast("private mode is fixed by the server", timeout=3))
+            return
         self.private = not self.private
+        if self.viewer == "ssh":  # the key's state file: its next login starts the same way
+            self.state.set_private(self.private)
         self._ui_screen_changed(reload=True)  # the others re-read when shown again
         self._ui_toast(
             Toast("private: earnings hidden" if self.private else "earnings shown", timeout=2)

@@ -126,7 +126,8 @@ def serve(
 
     Listens on 127.0.0.1:8080 and prints the URL to open (with its token) on one line.
     Each browser tab runs its own viewer that never polls nor writes the database; a
-    collector (depin-explorer poll) keeps the history fresh.
+    collector (depin-explorer poll) keeps the history fresh. With --private every session
+    hides earnings and cannot show them (p says the server fixed it).
     """
     _merge(ctx, **globals_)
     glob: Globals = ctx.obj

@@ -171,7 +171,11 @@ def ssh_serve(
     idle_timeout: float,
     **globals_: Any,
 ) -> None:
-    """Serve the console over SSH to the keys in an authorized_keys file (read-only)."""
+    """Serve the console over SSH to the keys in an authorized_keys file (read-only).
+
+    Each key keeps its own watchlist, last look and private mode. With --private every
+    session hides earnings and cannot show them (p says the server fixed it).
+    """
     _merge(ctx, **globals_)
     glob: Globals = ctx.obj
     if glob.viewer is not None or glob.state_file is not None:

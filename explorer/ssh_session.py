@@ -97,7 +97,7 @@ class ServeSettings:
     max_sessions: int
     idle_timeout: float
     sessions_dir: Path
-    """``<state dir>/ssh-sessions``: one state file (watchlist, last look) per key."""
+    """``<state dir>/ssh-sessions``: one state file (watchlist, last look, private mode) per key."""
     viewer_args: list[str]
     """The global options passed on to every viewer (``--db``, ``--config``, ``--private``…)."""
     server_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))

@@ -1,6 +1,8 @@
 """The user's own state (watchlist, when they last looked), kept out of the history database.
 
 Keyed by the database's resolved path, so read-only viewers and copied databases work the same.
+Private mode is the person's, not the database's: it sits at the top of the file (an SSH key's
+own file under ``ssh-serve`` keeps it from one login to the next).
 """
 
 from __future__ import annotations
@@ -17,23 +19,40 @@ from explorer.paths import private_write
 log = logging.getLogger(__name__)
 
 
+def _read(path: Path) -> dict[str, Any]:
+    """The file's object; missing, unreadable or not an object: empty (a fresh start)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable state file %s: %s", path, type(exc).__name__)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 class UserState:
-    """A small JSON file: ``{"databases": {"/abs/path.db": {"watchlist": [...]}}}``."""
+    """A small JSON file: ``{"private": true, "databases": {"/a.db": {"watchlist": [...]}}}``."""
 
     def __init__(self, path: Path, db_path: Path) -> None:
         self.path = path
         self.key = str(db_path.expanduser().resolve())
-        self._data: dict[str, Any] = self._read()
+        self._data: dict[str, Any] = _read(path)
 
-    def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable state file %s: %s", self.path, type(exc).__name__)
-            return {}
-        return data if isinstance(data, dict) else {}
+    @staticmethod
+    def stored_private(path: Path) -> bool:
+        """Whether the last session on ``path`` left private mode on (no database needed yet)."""
+        return _read(path).get("private") is True
+
+    @property
+    def private(self) -> bool:
+        """Private mode as last left; False in a file written before it was kept."""
+        return self._data.get("private") is True
+
+    def set_private(self, on: bool) -> None:
+        """Record private mode, and save."""
+        self._data["private"] = on
+        self.save()
 
     def _mine(self) -> dict[str, Any]:
         databases = self._data.setdefault("databases", {})

@@ -41,6 +41,7 @@ from tests.support.sshclient import (
     viewers,
 )
 from tests.ui.appkit import store_live, store_sample
+from tests.ui.rewardskit import rewards_cache
 
 pytestmark = pytest.mark.integration
 require_ssh()
@@ -415,3 +416,30 @@ def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path, db: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert f"depin-explorer: cannot listen on 127.0.0.1:{port}: " in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_key_that_turned_private_on_gets_it_at_its_next_login(tmp_path: Path) -> None:
+    rewards_cache(tmp_path)  # io.net rewards up to the kit's "now", shown with --at
+    db = tmp_path / "cache.db"
+    key = make_key(tmp_path, "alice")
+    with ssh_serve(tmp_path, db, "--at", "2026-11-25T12:00:00Z", authorized=[key]) as server:
+        with pty_client(server.ssh_args(key)) as client:
+            client.read_until("Tracked market cap")
+            client.send(b"5")  # Rewards: gpu-01 earned 4.75 IO in the last 24 h
+            mark = len(client.output)
+            client.read_until("4.75", since=mark)
+            client.send(b"p")
+            client.read_until("private: earnings hidden", since=mark)
+            client.send(b"q")
+            assert client.wait() == 0
+        with pty_client(server.ssh_args(key)) as client:
+            client.read_until("Tracked market cap")
+            client.send(b"5")
+            mark = len(client.output)
+            shown = client.read_until("•••", since=mark)
+            client.send(b"q")
+            assert client.wait() == 0
+    assert "4.75" not in shown
+    path = tmp_path / "xdg-state" / "depin-explorer" / "ssh-sessions"
+    (state,) = path.glob("*.json")
+    assert json.loads(state.read_text())["private"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -224,3 +225,28 @@ def test_the_browser_tests_skip_without_chromium_and_fail_under_ci(
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true but chromium not installed"):
         require_chromium()
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_serve_private_reaches_every_browser_viewer_fixed(
+    runner: CliRunner,
+    started: list[ServeSettings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    private: bool,
+) -> None:
+    from explorer.app import DepinExplorerApp
+
+    result = runner.invoke(cli, ["serve", "--db", str(tmp_path / "c.db")] + ["--private"] * private)
+    assert result.exit_code == 0, result.output
+    (settings,) = started
+    viewers: list[tuple[bool, bool]] = []
+    monkeypatch.setattr(gc, "disable", lambda: None)  # the app that turns it back on never runs
+    monkeypatch.setattr(
+        DepinExplorerApp, "run", lambda app: viewers.append((app.private, app.private_fixed))
+    )
+    state = ["--state-file", str(tmp_path / "session-x.json")]
+    # what the server runs after ``python -m explorer`` for each browser session
+    viewer = runner.invoke(cli, ["--viewer", "browser", *state, *settings.viewer_args])
+    assert viewer.exit_code == 0, viewer.output
+    assert viewers == [(private, private)]

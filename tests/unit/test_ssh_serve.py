@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import stat
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from explorer.ssh_serve import (
     viewer_args,
 )
 from explorer.ssh_session import ServeSettings, clamp_size, key_file_name, viewer_env
+from explorer.state import UserState
 
 
 def run(runner: CliRunner, *args: object) -> Result:
@@ -190,3 +193,41 @@ def test_the_viewer_is_started_with_the_servers_options_and_the_keys_state(
         "--state-file",
         str(tmp_path / "sessions" / "SHA256-x_y-z.json"),
     ]
+
+
+def test_the_state_file_keeps_private_mode_and_reads_an_older_file_without_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "SHA256-key.json"
+    old = {"databases": {str(tmp_path / "cache.db"): {"watchlist": ["helium"]}}}
+    path.write_text(json.dumps(old))  # written before private mode was kept
+    state = UserState(path, tmp_path / "cache.db")
+    assert not state.private and not UserState.stored_private(path)
+    state.set_private(True)
+    again = UserState(path, tmp_path / "cache.db")
+    assert again.private and UserState.stored_private(path)
+    assert again.watchlist == {"helium"}  # the rest of the file as it was
+    again.set_private(False)
+    assert not UserState.stored_private(path)
+    path.write_text(json.dumps({"private": "yes"}))  # only a JSON true turns it on
+    assert not UserState.stored_private(path)
+    assert not UserState.stored_private(tmp_path / "none.json")
+
+
+@pytest.mark.parametrize(("server_private", "fixed"), [(True, True), (False, False)])
+def test_ssh_serve_private_reaches_the_viewer_fixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_private: bool, fixed: bool
+) -> None:
+    from explorer.app import DepinExplorerApp
+
+    started: list[tuple[bool, bool]] = []
+    monkeypatch.setattr(gc, "disable", lambda: None)  # the app that turns it back on never runs
+    monkeypatch.setattr(
+        DepinExplorerApp, "run", lambda app: started.append((app.private, app.private_fixed))
+    )
+    args = viewer_args(Globals(private=server_private), tmp_path / "cache.db")
+    settings = ServeSettings(tmp_path / "keys", 8, 1800, tmp_path / "sessions", args)
+    command = settings.viewer_command("SHA256:abc")
+    result = CliRunner().invoke(cli, command[4:])  # what follows ``python -P -m explorer``
+    assert result.exit_code == 0, result.output
+    assert started == [(server_private, fixed)]
