@@ -24,6 +24,7 @@ from datetime import datetime
 
 from cache.db import iso, parse_iso
 from cache.queries import _bound, _bound_poll_id
+from cache.rollup import _first_poll_id
 
 AGREES = "agrees"
 NET_DOWN = "net↓"
@@ -276,32 +277,41 @@ class StatusTimelines:
 
 
 def status_timelines(
-    conn: sqlite3.Connection, node: str, start: datetime, end: datetime
+    conn: sqlite3.Connection,
+    node: str,
+    start: datetime,
+    end: datetime,
+    at: datetime | None = None,
+    source_kind: str | None = None,
 ) -> StatusTimelines:
-    """Both views of ``node`` as time series over ``[start, end]`` (poll finish times).
+    """Both views of ``node`` over ``[start, end]`` (poll finish times), as stored by ``at``.
 
-    Ours comes from the raw samples (``node_samples``) of the node's preferred way of being seen
-    (exporter, then promql, then local); ranges older than raw retention come back empty, not
-    guessed from rollups. The network's comes from ``devices`` rows of the node's ``device_id``
-    (io.net) or ``provider`` (Akash) label.
+    Ours comes from the raw samples (``node_samples``) of ``source_kind`` when the node is seen
+    that way, else of its preferred way (exporter, then promql, then local); ranges older than
+    raw retention come back empty, not guessed from rollups. The network's comes from ``devices``
+    rows of the node's ``device_id`` (io.net) or ``provider`` (Akash) label. ``at`` (time travel)
+    leaves out every poll stored after it, as every "as of T" read does.
     """
     low, high = iso(start), iso(end)
+    # poll ids grow with time: each node's (device's) index range from near ``start`` up to T
+    first, bound = _first_poll_id(conn, start), _bound_poll_id(conn, at)
     kinds: dict[str, dict[str, object]] = {
         kind: _labels(raw)
         for kind, raw in conn.execute(
             "SELECT source_kind, labels FROM nodes WHERE node = ?", (node,)
         )
     }
-    kind = next((k for k in (*NODE_KINDS, *sorted(kinds)) if k in kinds), None)
+    preferred = (source_kind,) if source_kind else ()
+    kind = next((k for k in (*preferred, *NODE_KINDS, *sorted(kinds)) if k in kinds), None)
     ours: Timeline = []
     if kind is not None:
         ours = [
             (parse_iso(finished), bool(up))
             for up, finished in conn.execute(
                 "SELECT s.up, p.finished_at FROM node_samples s JOIN polls p ON p.id = s.poll_id "
-                "WHERE s.node = ? AND s.source_kind = ? AND p.finished_at BETWEEN ? AND ? "
-                "ORDER BY p.finished_at, s.poll_id",
-                (node, kind, low, high),
+                "WHERE s.node = ? AND s.source_kind = ? AND s.poll_id BETWEEN ? AND ? "
+                "AND p.finished_at BETWEEN ? AND ? ORDER BY p.finished_at, s.poll_id",
+                (node, kind, first, bound, low, high),
             )
         ]
     network: Timeline = []
@@ -318,9 +328,10 @@ def status_timelines(
             (parse_iso(finished), status_up(status))
             for status, finished in conn.execute(
                 "SELECT d.status, p.finished_at FROM devices d JOIN polls p ON p.id = d.poll_id "
-                "WHERE d.network = ? AND d.device_id = ? AND p.source = ? "
-                "AND p.finished_at BETWEEN ? AND ? ORDER BY p.finished_at, d.poll_id",
-                (name, device_id.strip(), source, low, high),
+                "WHERE d.network = ? AND d.device_id = ? AND d.poll_id BETWEEN ? AND ? "
+                "AND p.source = ? AND p.finished_at BETWEEN ? AND ? "
+                "ORDER BY p.finished_at, d.poll_id",
+                (name, device_id.strip(), first, bound, source, low, high),
             )
         ]
         break  # io.net first: a node is one device; a provider label beside it is the cluster

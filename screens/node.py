@@ -1,6 +1,9 @@
 """One node: labels, last error, and charts of its figures over 1 h, 24 h or 7 d.
 
-CPU, GPU utilization, temperature and power, read from the cache like every screen.
+CPU, GPU utilization, temperature and power, read from the cache like every screen. For a node
+the network reports on (a ``device_id`` or ``provider`` label), our up/down beside the network's
+over the range (cache/network_status.py); its missed io.net blocks (cache/reward_misses.py) are
+marked on every chart's time axis and summed up by cause.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,7 +20,19 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from cache.fleet import node_row
+from cache.network_status import (
+    AGREES,
+    LABELS,
+    NETWORK_SOURCES,
+    UNKNOWN,
+    Limits,
+    Timeline,
+    classify,
+    network_limit,
+    status_timelines,
+)
 from cache.queries import NodeRow, PollInfo, latest_good_poll, node_history
+from cache.reward_misses import NodeMisses, reward_misses
 from cache.rewards import DeviceRow, RewardRow, latest_devices, reward_rows
 from cache.text import safe_text
 from screens.base import CacheScreen, ReadContext
@@ -38,6 +53,42 @@ CHARTS = [
     ("gpu_power_w", "GPU power", "W"),
 ]
 MAX_POINTS = 600  # plenty for a terminal-wide chart; keeps drawing cheap on 7 d of samples
+STATUS_LEVELS = ((1.0, "up"), (0.0, "down"))
+POLL_SOURCES = {"exporter": "fleet", "promql": "promql", "local": "local"}
+"""The poll source of each way a node is seen (as the Fleet reads it), for its stale time."""
+
+
+class NodeOptions(NamedTuple):
+    """The read's choices: which node, the chart range, and when each status reading is too old.
+
+    The limits are the Fleet's (twice the node source's interval; the network source's
+    :func:`network_limit`), so the status heading says what the Fleet's Net column says.
+    """
+
+    node: str
+    source_kind: str
+    range_index: int
+    ours_s: float = Limits.ours_s
+    network_s: tuple[tuple[str, float], ...] = ()
+    """(poll source, seconds) for each network source."""
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """Our up/down and the network's over the range, and what they say now."""
+
+    network: str
+    """``io.net`` or ``akash``."""
+    ours: tuple[Point, ...]
+    """1 up, 0 down at each of our polls."""
+    theirs: tuple[Point, ...]
+    """1 up, 0 down, None (nothing readable) at each of the network's readings."""
+    ours_last: tuple[bool, datetime] | None
+    """Our newest reading in the range."""
+    theirs_last: tuple[bool, datetime] | None
+    """The network's newest readable status in the range."""
+    state: str
+    """:func:`cache.network_status.classify` of both newest readings at the range's end."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +138,59 @@ class NodeData:
     live: bool
     """False when time travelling: the titles say up to when."""
     marks: tuple[Mark, ...] = ()
-    """Events to mark on the charts' time axis (none are read yet)."""
+    """The node's missed io.net blocks in the range: (block start, short cause)."""
+    misses: NodeMisses | None = None
+    """The missed blocks summed up by cause; None when the node has no block in the range."""
+    status: StatusView | None = None
+    """None when the network reports nothing on the node (no device id or provider label)."""
+
+
+def _points(timeline: Timeline) -> tuple[Point, ...]:
+    return tuple((at, None if up is None else float(up)) for at, up in timeline)
+
+
+def _newest(timeline: Timeline) -> tuple[bool, datetime] | None:
+    return next(((up, at) for at, up in reversed(timeline) if up is not None), None)
+
+
+def status_view(
+    conn: sqlite3.Connection,
+    node: str,
+    options: NodeOptions,
+    start: datetime,
+    now: datetime,
+    at: datetime | None,
+) -> StatusView | None:
+    """Both views of the node over ``[start, now]`` as of ``at``; None without a network label."""
+    lines = status_timelines(conn, node, start, now, at=at, source_kind=options.source_kind)
+    if lines.network_name is None:
+        return None
+    ours, theirs = _newest(lines.ours), _newest(lines.network)
+    source = next((s for s, (n, _) in NETWORK_SOURCES.items() if n == lines.network_name), "")
+    limits = Limits(options.ours_s, dict(options.network_s).get(source, Limits.network_s))
+    state = classify(
+        ours[0] if ours else None,
+        (now - ours[1]).total_seconds() if ours else None,
+        theirs[0] if theirs else None,
+        (now - theirs[1]).total_seconds() if theirs else None,
+        limits,
+    )
+    return StatusView(
+        lines.network_name, _points(lines.ours), _points(lines.network), ours, theirs, state
+    )
+
+
+def misses_line(misses: NodeMisses | None, span: str) -> Text:
+    """The range's missed blocks by io.net's cause, then the cause our history shows most."""
+    if misses is None or not misses.missed:
+        return Text("no missed blocks in this range", style="dim")
+    count = misses.missed
+    out = Text()
+    out.append(f"{count} missed block{'' if count == 1 else 's'} in {span}: ", style="bold")
+    # causes come from stored statuses: untrusted text
+    out.append(", ".join(f"{safe_text(cause, 40)} ×{n}" for cause, n in misses.causes.items()))
+    out.append(f"  ·  {misses.summary}", style="dim")
+    return out
 
 
 def _device_for(node: NodeRow, devices: list[DeviceRow]) -> DeviceRow | None:
@@ -109,7 +212,7 @@ def _amount(value: object, token: object = None, private: bool = False) -> str:
     return (HIDDEN if private else f"{value:,.2f}") + shown
 
 
-class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
+class NodeScreen(CacheScreen[NodeData, NodeOptions]):
     """Pushed from Fleet with Enter; ``]`` and ``[`` change the range; Escape goes back."""
 
     SOURCES = ("fleet", "promql", "local")
@@ -148,6 +251,8 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
             yield Static(id="node-title", classes="screen-title")
             yield Static(id="node-labels", classes="dim")
             yield Static(id="node-ionet")
+            yield Static(id="chart-title-status", classes="section-title")
+            yield Chart(id="chart-status")
             yield Static(id="chart-title-rewards", classes="section-title")
             yield Chart(id="chart-rewards")
             for field, _, _ in CHARTS:
@@ -165,15 +270,22 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
         self.range_index = (self.range_index + step) % len(RANGES)
         self.reload()
 
-    def read_options(self) -> tuple[str, str, int]:
-        """(node, source kind, chart range index)."""
-        return self.node_name, self.source_kind, self.range_index
+    def read_options(self) -> NodeOptions:
+        """The node, the chart range and the Fleet's limits for the status heading."""
+        app = host(self)
+        return NodeOptions(
+            self.node_name,
+            self.source_kind,
+            self.range_index,
+            2 * app.source_interval(POLL_SOURCES.get(self.source_kind, "fleet")),
+            tuple((s, network_limit(app.source_interval(s))) for s in NETWORK_SOURCES),
+        )
 
     def read(
-        self, conn: sqlite3.Connection, ctx: ReadContext[tuple[str, str, int]]
+        self, conn: sqlite3.Connection, ctx: ReadContext[NodeOptions]
     ) -> tuple[NodeData, PollInfo | None]:
-        """The node's samples over the chosen range."""
-        name, kind, range_index = ctx.options
+        """The node's samples, missed blocks and status timelines over the chosen range."""
+        name, kind, range_index = ctx.options[:3]
         since = ctx.now - RANGES[range_index][1]
         node = node_row(conn, name, kind, ctx.at)
         history = node_history(
@@ -188,7 +300,27 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
                 for r in reward_rows(conn, at=ctx.now, since=since)
                 if r.device_id == device.device_id
             ]
-        data = NodeData(node, figures, device, rewards, since, ctx.now, ctx.at is None)
+        marks: tuple[Mark, ...] = ()
+        misses = status = None
+        if node is not None:
+            # one node's blocks (the rewards_node_at index); as stored by T when travelling
+            found = reward_misses(conn, since, ctx.now, node=name, at=ctx.at)
+            marks = tuple((m.at, m.short) for m in found.misses)
+            misses = found.nodes.get(name)
+            if any(node.labels.get(label) for label in LABELS):  # else no network side to draw
+                status = status_view(conn, name, ctx.options, since, ctx.now, ctx.at)
+        data = NodeData(
+            node,
+            figures,
+            device,
+            rewards,
+            since,
+            ctx.now,
+            ctx.at is None,
+            marks,
+            misses,
+            status,
+        )
         return data, latest_good_poll(conn, self.SOURCES, ctx.at)
 
     def render_data(self, data: NodeData | None) -> None:
@@ -197,6 +329,7 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
             now = host(self).now()
             data = NodeData(None, {}, None, [], now, now, True)
         node = self.node = data.node
+        self._render_status(data)
         if node is None:
             self.query_one("#node-title", Static).update(
                 Text.assemble(text(self.node_name, "bold", 80), "  no sample stored")
@@ -236,6 +369,39 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
                 heading.append("   —  (not reported by this node)", style="dim")
             self.query_one(f"#chart-title-{field}", Static).update(heading)
 
+    def _render_status(self, data: NodeData) -> None:
+        """Ours and the network's up/down side by side, headed by what each says now."""
+        chart = self.query_one("#chart-status", Chart)
+        heading = self.query_one("#chart-title-status", Static)
+        view = data.status
+        chart.display = heading.display = view is not None
+        if view is None:
+            return
+        window = window_label(data.end - data.start, data.end, data.live)
+        out = Text(chart_title(f"Status: ours vs {view.network}", "", window), style="bold")
+        out.append("   now: ")
+        for side, last in (("ours", view.ours_last), (view.network, view.theirs_last)):
+            if last is None:
+                none = "no sample in range" if side == "ours" else "no status stored"
+                out.append(f"{'ours' if side == 'ours' else 'network'}: {none}", style="dim")
+            else:
+                up, at = last
+                out.append(f"{side} ")
+                out.append("up" if up else "down", style="green" if up else "bold red")
+                out.append(f" {age((data.end - at).total_seconds())} ago", style="dim")
+            out.append("  ·  " if side == "ours" else "  →  ")
+        style = {AGREES: "green", UNKNOWN: "dim"}.get(view.state, "bold red")
+        out.append(view.state, style=style)
+        heading.update(out)
+        chart.data = ChartData(
+            data.start,
+            data.end,
+            "",
+            (Series("ours", view.ours), Series(view.network, view.theirs)),
+            data.marks,
+            STATUS_LEVELS,
+        )
+
     def _render_ionet(self, data: NodeData, node: NodeRow) -> None:
         """io.net status, earnings and the rewards of the chart range, when the node has any."""
         box = self.query_one("#node-ionet", Static)
@@ -245,8 +411,13 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
         private = host(self).private  # screen sharing: no earning, not even its chart
         box.display = device is not None or "device_id" in node.labels
         chart.display = heading.display = bool(data.rewards) and not private
+        label = RANGES[self.range_index][0]
         if device is None:
-            box.update(Text("io.net: no device status stored yet", style="dim"))
+            out = Text("io.net: no device status stored yet", style="dim")
+            if data.misses is not None and data.misses.missed:
+                out.append("\n")
+                out.append_text(misses_line(data.misses, label))
+            box.update(out)
             return
         v = device.get
         out = Text()
@@ -278,7 +449,6 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
         if isinstance(v("jobs_running"), int):
             out.append(f"  {v('jobs_running')} job{'' if v('jobs_running') == 1 else 's'} running")
         out.append("\n")
-        label = RANGES[self.range_index][0]
         if data.rewards:
             tokens = {r.token for r in data.rewards}
             total = sum(r.amount for r in data.rewards)
@@ -297,6 +467,8 @@ class NodeScreen(CacheScreen[NodeData, tuple[str, str, int]]):
             out.append(f"rewards over {label}: none stored", style="dim")
         fetched = age((host(self).now() - device.fetched_at).total_seconds())
         out.append(f"  ·  fetched {fetched} ago", style="dim")
+        out.append("\n")
+        out.append_text(misses_line(data.misses, label))  # counts, not amounts: private too
         if v("error"):
             out.append("\nlast errors: ", style="bold yellow")
             out.append_text(text(v("error"), max_len=300))
