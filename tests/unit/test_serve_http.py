@@ -52,7 +52,11 @@ def serving(tmp_path: Path, cache: Path) -> Serving:
         }
         settings = ServeSettings(**{**options, **overrides})
         server = ViewerServer(settings)
-        async with TestServer(await server._make_app(), host="127.0.0.1") as test_server:
+        async with TestServer(
+            await server._make_app(),
+            host="127.0.0.1",
+            access_log=None,  # as serve runs it
+        ) as test_server:
             server.use_port(int(test_server.port or 0))
             async with TestClient(test_server) as client:
                 yield server, client
@@ -68,13 +72,30 @@ def origin(client: TestClient) -> str:
     return f"http://127.0.0.1:{client.port}"
 
 
+_EARLIER: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _earlier_children() -> None:
+    """Processes other tests left to this one (multiprocessing's resource tracker
+    lives as long as pytest) are not the server's: children() counts only newer ones."""
+    _EARLIER.clear()
+    _EARLIER.update(child.pid for child in psutil.Process().children(recursive=True))
+
+
 def children() -> list[psutil.Process]:
+    """The server's live child processes started during this test."""
     alive = []
     for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
-            if child.status() != psutil.STATUS_ZOMBIE:
+            if child.pid not in _EARLIER and child.status() != psutil.STATUS_ZOMBIE:
                 alive.append(child)
     return alive
+
+
+def serve_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The serve logger's own lines (other loggers may propagate to caplog too)."""
+    return [r.getMessage() for r in caplog.records if r.name == "explorer.serve"]
 
 
 async def until(check: Callable[[], object], within: float, what: str) -> None:
@@ -286,7 +307,7 @@ async def test_a_session_is_a_read_only_viewer_reaped_when_the_tab_closes(
         assert not psutil.pid_exists(service.pid) or viewer.status() == psutil.STATUS_ZOMBIE
         assert not await asyncio.to_thread(state.exists)  # the session's own state goes with it
         assert children() == []
-    lines = [r.getMessage() for r in caplog.records]
+    lines = serve_lines(caplog)
     assert any(line.startswith("session ") and "started for 127.0.0.1" in line for line in lines)
     assert any("ended for 127.0.0.1" in line and "viewer exit 0" in line for line in lines), lines
     assert TOKEN not in caplog.text
@@ -541,9 +562,10 @@ async def test_refusals_log_one_line_without_the_query(
         assert reply.status == 401
         reply = await client.get("/", params={"token": near_miss})
         assert reply.status == 401
-    lines = [r.getMessage() for r in caplog.records]
+    lines = serve_lines(caplog)
     assert len(lines) == 2
     assert all("\n" not in line and near_miss not in line for line in lines), lines
+    assert near_miss not in caplog.text
     assert "refused GET /%0Afake%20line from 127.0.0.1: no valid token (401)" in lines
 
 
