@@ -54,6 +54,15 @@ DOWN_STATUSES = frozenset({"down", "offline", "inactive"})
 DEVICE_POLLS = "source = 'ionet-devices'"
 """The polls that store io.net device rows (polls.source)."""
 
+MARK_CAUSES = {
+    "failed": "failed",
+    "not nominated": "not nom.",
+    "slashed": "slashed",
+    "not in block": "not in blk",
+    "paid 0": "paid 0",
+}
+"""io.net's causes as a chart mark names them (a mark label has 10 cells)."""
+
 SEEN_ORDER = ("down", "network_down", "hot", "idle", "no_samples", "partly_sampled", "no_node")
 """Causes we can see, in the order they are tried for a block and rank ties in a summary."""
 
@@ -83,6 +92,12 @@ class Miss:
     def short(self) -> str:
         """``"failed: down 38 min"``: io.net's cause and ours, for a chart mark or a cell."""
         return f"{self.cause}: {self.seen_label}"
+
+    @property
+    def mark(self) -> str:
+        """``"failed"``, ``"not in blk"``: io.net's cause in at most 10 cells, for a chart's
+        time axis (the node's summary line says the rest)."""
+        return MARK_CAUSES.get(self.cause, self.cause)
 
     @property
     def down_min(self) -> float | None:
@@ -296,8 +311,8 @@ def missed_blocks(
 ) -> list[tuple[datetime, str]]:
     """One node's missed blocks starting in ``[since, until]``, as stored by ``at``, oldest first.
 
-    Each is (the block's start, UTC; a short cause such as ``"failed: down 38 min"``): for a
+    Each is (the block's start, UTC; io.net's cause as :attr:`Miss.mark` says it): for a
     chart's time axis. ``at`` is the time-travel moment or now (default ``until``).
     """
     found = reward_misses(conn, since, until, node=node, span=span, at=at)
-    return [(m.at, m.short) for m in found.misses]
+    return [(m.at, m.mark) for m in found.misses]

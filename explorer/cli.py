@@ -100,7 +100,10 @@ def global_options(func: F) -> F:
             "private",
             is_flag=True,
             default=False,
-            help="Hide earnings on every screen and in exports (screen sharing; p toggles).",
+            help=(
+                "Hide earnings on every screen and in exports (screen sharing;"
+                " p toggles it, except in serve and ssh-serve sessions)."
+            ),
         ),
         click.option(
             "--at",

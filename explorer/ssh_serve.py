@@ -138,7 +138,13 @@ def _session_log() -> None:
 @click.command("ssh-serve")
 @global_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=2222, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=2222,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port (0: any free one, printed on start).",
+)
 @click.option(
     "--authorized-keys",
     "authorized_keys",

@@ -305,7 +305,7 @@ class NodeScreen(CacheScreen[NodeData, NodeOptions]):
         if node is not None:
             # one node's blocks (the rewards_node_at index); as stored by T when travelling
             found = reward_misses(conn, since, ctx.now, node=name, at=ctx.at)
-            marks = tuple((m.at, m.short) for m in found.misses)
+            marks = tuple((m.at, m.mark) for m in found.misses)
             misses = found.nodes.get(name)
             if any(node.labels.get(label) for label in LABELS):  # else no network side to draw
                 status = status_view(conn, name, ctx.options, since, ctx.now, ctx.at)

@@ -264,7 +264,7 @@ def visible_marks(
     out = []
     free_from = -1.0
     for at, label in inside:
-        short = label[:MARK_LABEL_MAX]
+        short = label if len(label) <= MARK_LABEL_MAX else label[: MARK_LABEL_MAX - 1] + "…"
         column = (at - start).total_seconds() / span * width if span > 0 else 0.0
         if column >= free_from:
             out.append((at, short))

@@ -171,7 +171,7 @@ def test_marks_outside_are_dropped_and_labels_never_overlap() -> None:
     ]
     shown = visible_marks(marks, start, END, 100)
     assert shown == [
-        (start + timedelta(hours=5), "missed blo"),
+        (start + timedelta(hours=5), "missed bl…"),  # cut short, and it says so
         (start + timedelta(hours=5, minutes=10), ""),  # its line stays, its label would overlap
         (start + timedelta(hours=20), "down"),
     ]

@@ -131,8 +131,8 @@ async def test_missed_blocks_marked_on_every_chart_and_summed_up(tmp_path: Path)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_node(pilot, "rig-01")
         expected = (
-            (NOW.replace(hour=9), "not in block: no samples"),
-            (NOW.replace(hour=11), "failed: down 60 min"),
+            (NOW.replace(hour=9), "not in blk"),
+            (NOW.replace(hour=11), "failed"),
         )
         for chart in CHARTS:
             assert _data(screen, chart).marks == expected, chart
@@ -218,7 +218,7 @@ async def test_time_travel_bounds_the_marks_and_both_timelines(tmp_path: Path) -
         screen = await open_node(pilot, "rig-01")
         for chart in CHARTS[:1] + CHARTS[2:]:  # rewards: none in the range as of 11:20
             assert _data(screen, chart).marks == (
-                (NOW.replace(hour=9), "not in block: no samples"),
+                (NOW.replace(hour=9), "not in blk"),
             ), chart
         data = _data(screen, "chart-status")
         assert data.end == at
