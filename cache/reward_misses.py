@@ -95,8 +95,10 @@ class Miss:
 
     @property
     def mark(self) -> str:
-        """``"failed"``, ``"not in blk"``: io.net's cause in at most 10 cells, for a chart's
-        time axis (the node's summary line says the rest)."""
+        """io.net's cause in at most 10 cells (``"failed"``, ``"not in blk"``).
+
+        For a chart's time axis: the node's summary line says the rest.
+        """
         return MARK_CAUSES.get(self.cause, self.cause)
 
     @property

@@ -217,9 +217,7 @@ async def test_time_travel_bounds_the_marks_and_both_timelines(tmp_path: Path) -
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_node(pilot, "rig-01")
         for chart in CHARTS[:1] + CHARTS[2:]:  # rewards: none in the range as of 11:20
-            assert _data(screen, chart).marks == (
-                (NOW.replace(hour=9), "not in blk"),
-            ), chart
+            assert _data(screen, chart).marks == ((NOW.replace(hour=9), "not in blk"),), chart
         data = _data(screen, "chart-status")
         assert data.end == at
         ours, theirs = (dict(s.points) for s in data.series)
