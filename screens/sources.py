@@ -135,13 +135,13 @@ class SourcesScreen(CacheScreen[list[SourceRow], tuple[SourceRuntime, ...]]):
         super().on_mount()
         table = self.query_one(DataTable)
         for label, width in (
-            ("Source", 9),
-            ("State", 17),  # "offline · failing"
+            ("Source", 15),  # "akash-providers"
+            ("State", 22),  # "offline · never polled"
             ("Last success", 16),
             ("Age", 6),
             ("Latency", 8),
             ("Items", 6),
-            ("Last error", 25),
+            ("Last error", 20),  # Enter shows all of it
             ("Next", 8),
         ):
             table.add_column(label, width=width)
