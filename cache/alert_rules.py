@@ -14,6 +14,10 @@ from datetime import datetime, timedelta
 
 from cache.db import SAMPLE_SOURCE, iso
 from cache.network_status import DISAGREES, NETWORK_SOURCES, UNKNOWN, network_views, node_statuses
+from cache.text import safe_text
+
+MESSAGE_MAX = 800
+"""Characters of an alert message kept (a node name and an error message fit)."""
 
 
 @dataclass(frozen=True)
@@ -243,15 +247,31 @@ def status_disagrees(
         net = status.net
         if status.state == UNKNOWN or net is None or not _wanted(rule, node):
             continue
+        # the name as the store caps it, so a longer one (a copied cache) keeps what is said
         message = (
-            f"{node}: {net.network} says {_word(net.up)}, our poll says {_word(status.ours_up)}"
+            f"{safe_text(node)}: {net.network} says {_word(net.up)}, "
+            f"our poll says {_word(status.ours_up)}"
         )
         out.append(Observation(node, status.state in DISAGREES, None, message))
     return out
 
 
 def observe(conn: sqlite3.Connection, rule: Rule, poll_id: int, now: datetime) -> list[Observation]:
-    """What ``rule`` sees in poll ``poll_id`` (empty when the poll says nothing about it)."""
+    """What ``rule`` sees in poll ``poll_id`` (empty when the poll says nothing about it).
+
+    Messages are built from cache text (node names, errors, symbols) and go to logs, toasts,
+    webhooks and commands as well as the Alerts screen: each is sanitised once here, as a cache
+    copied from elsewhere need not have been on the way in.
+    """
+    return [
+        Observation(o.subject, o.breached, o.value, safe_text(o.message, MESSAGE_MAX))
+        for o in _observe(conn, rule, poll_id, now)
+    ]
+
+
+def _observe(
+    conn: sqlite3.Connection, rule: Rule, poll_id: int, now: datetime
+) -> list[Observation]:
     if rule.kind == "node_down":
         return node_down(conn, rule, poll_id)
     if rule.kind == "gpu_temp_above":

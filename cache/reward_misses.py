@@ -38,6 +38,7 @@ from cache.db import iso, parse_iso
 from cache.economics import MAX_SPAN
 from cache.queries import _bound_poll_id
 from cache.reward_hours import HOUR, HourFigures, hour_figures, poll_ids
+from cache.text import safe_text
 
 NETWORK = "io.net"
 HOT_GPU_C = 85.0
@@ -95,11 +96,13 @@ class Miss:
 
     @property
     def mark(self) -> str:
-        """io.net's cause in at most 10 cells (``"failed"``, ``"not in blk"``).
+        """io.net's cause in at most 10 cells (``"failed"``, ``"not in blk"``); another as stored.
 
-        For a chart's time axis: the node's summary line says the rest.
+        For a chart's time axis: the node's summary line says the rest. Sanitised here: the
+        chart reads its drawing back as ANSI text, so an escape in a stored status would be
+        obeyed there (a colour, an OSC 8 link), not shown.
         """
-        return MARK_CAUSES.get(self.cause, self.cause)
+        return safe_text(MARK_CAUSES.get(self.cause, self.cause), 40)
 
     @property
     def down_min(self) -> float | None:
