@@ -316,6 +316,19 @@ class ViewerServer(Server):
         page = serve_page.index_page(title=self.title, nonce=nonce, font_size=font_size)
         return web.Response(text=page, content_type="text/html", charset="utf-8")
 
+    async def handle_download(self, request: web.Request) -> web.StreamResponse:
+        """An export's file, once; a key not (or no longer) held is a 404 that echoes nothing.
+
+        textual-serve 1.1.3 answers it with the key from the path quoted back in the body.
+        """
+        try:
+            await self.download_manager.get_download_metadata(request.match_info["key"])
+        except KeyError:
+            return web.Response(
+                status=404, text="404: no such download\n", content_type="text/plain"
+            )
+        return await super().handle_download(request)
+
     def _origin_ok(self, request: web.Request) -> bool:
         """The websocket's Origin is this page's scheme, host and port (no other site's page)."""
         origin = request.headers.get("Origin", "").lower().rstrip("/")

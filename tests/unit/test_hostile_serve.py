@@ -167,6 +167,21 @@ async def test_a_hostile_origin_is_logged_escaped_and_cut_and_the_403_echoes_not
     assert all("forwarded for 203.0.113.9[b])" in line for line in lines)
 
 
+async def test_a_download_key_not_held_is_a_404_that_echoes_nothing(tmp_path: Path) -> None:
+    async with serving(tmp_path) as (server, test):
+        async with TestClient(test) as client:
+            for payload in SHORT:
+                reply = await client.get(
+                    f"/download/{payload}", headers={"Cookie": f"{server.cookie}={TOKEN}"}
+                )
+                assert reply.status == 404
+                # a key with a "/" in it matches no route: aiohttp's own 404, which echoes nothing
+                assert await reply.text() in ("404: no such download\n", "404: Not Found")
+                assert reply.headers["Content-Type"].startswith("text/plain")
+                assert reply.headers["X-Content-Type-Options"] == "nosniff"
+        assert server.spawned == 0
+
+
 @pytest.mark.parametrize("payload", ALL)
 def test_a_forwarded_for_header_is_cut_to_address_characters(payload: str) -> None:
     value = payload[:2000].encode("utf-8", "surrogatepass").decode("latin-1")  # as aiohttp has it
