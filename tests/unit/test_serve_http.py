@@ -52,11 +52,10 @@ def serving(tmp_path: Path, cache: Path) -> Serving:
         }
         settings = ServeSettings(**{**options, **overrides})
         server = ViewerServer(settings)
-        async with TestServer(
-            await server._make_app(),
-            host="127.0.0.1",
-            access_log=None,  # as serve runs it
-        ) as test_server:
+        test_server = TestServer(await server._make_app(), host="127.0.0.1")
+        # without aiohttp's access log, as serve runs it (TestServer() would drop the option)
+        await test_server.start_server(access_log=None)
+        async with test_server:
             server.use_port(int(test_server.port or 0))
             async with TestClient(test_server) as client:
                 yield server, client
