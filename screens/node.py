@@ -337,7 +337,12 @@ class NodeScreen(CacheScreen[NodeData, NodeOptions]):
             return
         self._render_ionet(data, node)
         title = Text.assemble(text(node.node, "bold", 80), f"  ({node.source_kind})  ")
-        title.append("up" if node.up else "down", style="green" if node.up else "bold red")
+        seen = (data.end - node.fetched_at).total_seconds()
+        if seen > self.read_options().ours_s:  # as the Fleet says it: the sample is too old
+            title.append("stale", style="bold yellow")
+            title.append(f" (last sample {'up' if node.up else 'down'}, {age(seen)} ago)")
+        else:
+            title.append("up" if node.up else "down", style="green" if node.up else "bold red")
         title.append(f"  ·  range {RANGES[self.range_index][0]} (] [ to change)", style="dim")
         self.query_one("#node-title", Static).update(title)
         labels = Text()

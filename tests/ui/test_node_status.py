@@ -271,3 +271,16 @@ def test_node_with_misses_and_status(snap_compare, tmp_path: Path, size: tuple[i
         await open_node(pilot, "rig-01")
 
     assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=run_before)
+
+
+async def test_the_title_says_stale_as_the_fleet_does(tmp_path: Path) -> None:
+    """Our newest sample older than the Fleet's limit: the title says stale, and what it said."""
+    for name, last, title in (
+        ("fresh", LAST, "rig-01  (exporter)  down  ·"),  # 20 s ago: within the 30 s limit
+        ("old", NOW - timedelta(minutes=5), "rig-01  (exporter)  stale (last sample down, 5 min"),
+    ):
+        (tmp_path / name).mkdir()
+        _fleet(tmp_path / name / "cache.db", last)
+        async with make_app(tmp_path / name).run_test(size=(120, 40)) as pilot:
+            screen = await open_node(pilot, "rig-01")
+            assert _shown(screen, "node-title").startswith(title), name
