@@ -292,14 +292,22 @@ async def test_rewards_miss_why_and_the_misses_view(tmp_path: Path) -> None:
         assert "[link=http" in plain  # a cause or a name, literally
         text = assert_screen_clean(app, "misses view")
         assert "missed" in text
+        opened = 0
         for _ in range(3):  # Enter opens the node of a missed block
             await pilot.press("enter")
             await settle(pilot)
             if isinstance(app.screen, NodeScreen):
+                opened += 1
                 assert_screen_clean(app, "node from a missed block")
                 await pilot.press("escape")
                 await settle(pilot)
             await pilot.press("down")
+        assert opened  # a row whose raw name has no fleet node only says so
+        await pilot.press("v")  # per UTC day: the totals above still name networks and tokens
+        await settle(pilot)
+        assert not app.screen.show_misses and app.screen.by_day
+        assert_cells_clean(fleet_cells(table), "rewards per day")
+        assert_screen_clean(app, "rewards per day")
         assert app.is_running
 
 
@@ -358,3 +366,27 @@ def test_status_disagrees_messages_carry_no_raw_control(tmp_path: Path) -> None:
         assert not RAW.search(message), repr(message[:80])
         assert message.endswith(("says down, our poll says up", "says up, our poll says down"))
         assert len(message) < 400  # the name cut as the store cuts it, what is said kept
+
+
+def test_an_akash_provider_body_of_corpus_strings_is_stored_clean(tmp_path: Path) -> None:
+    """Where the Net column's Akash text enters: name, host, country, GPU models of the body."""
+    from sources.akash_providers import parse_provider
+
+    for p in raw_corpus(tmp_path):
+        body = {
+            "owner": p,
+            "name": p,
+            "hostUri": p,
+            "ipCountry": p,
+            "country": p,
+            "isOnline": p,
+            "lastCheckDate": p,
+            "uptime7d": p,
+            "gpuModels": [{"vendor": p, "model": p}, {"vendor": 7, "model": p}, p],
+        }
+        fields = parse_provider(body, "/v1/providers/akash1…", NOW)
+        device = DeviceStatus(network="akash", device_id="akash1x", **fields)
+        for key in ("name", "location", "hardware", "error", "status"):
+            value = getattr(device, key)
+            assert value is None or (not RAW.search(value) and len(value) <= 121), (key, value)
+        assert device.status is None  # no isOnline boolean: no reading
