@@ -6,6 +6,7 @@ only visible rows and repaints only lines whose values changed on a refresh.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,22 +119,35 @@ COLUMN_KEYS = [c.key for c in fleet_columns({}) if c.key not in NET_KEYS] + list
 """The order ``s`` walks the columns in: the network's view last, so the figures come first."""
 
 KEY_SEPARATOR = "\x1f"
-"""Never in a node name: names are sanitised, control characters replaced."""
+"""Starts every key that is not a bare node name. Never in a stored name (the store replaces
+control characters), but a copied cache need not have been written by the store."""
 
 
 def row_key(node: str, source_kind: str) -> str:
-    """The table key of a (node, source kind).
+    """The table key of a (node, source kind): one per pair, whatever the name holds.
 
     The node name itself for exporters, the usual case (no second string per row at 100,000
-    nodes), else name and kind.
+    nodes); else the separator, the kind, the separator and the name. A kind that is empty or
+    holds the separator itself (only a copied cache has one) is two separators and JSON. So no
+    two pairs share a key (a table refuses duplicate keys) and :func:`split_key` gives the pair
+    back exactly.
     """
-    return node if source_kind == "exporter" else f"{node}{KEY_SEPARATOR}{source_kind}"
+    if source_kind == "exporter" and KEY_SEPARATOR not in node:
+        return node
+    if source_kind and KEY_SEPARATOR not in source_kind:
+        return f"{KEY_SEPARATOR}{source_kind}{KEY_SEPARATOR}{node}"
+    return KEY_SEPARATOR * 2 + json.dumps([node, source_kind])
 
 
 def split_key(key: str) -> tuple[str, str]:
     """(node, source kind) of a :func:`row_key`."""
-    node, _, kind = key.partition(KEY_SEPARATOR)
-    return node, kind or "exporter"
+    if not key.startswith(KEY_SEPARATOR):
+        return key, "exporter"
+    if key.startswith(KEY_SEPARATOR * 2):
+        node, kind = json.loads(key[2:])
+        return str(node), str(kind)
+    kind, _, node = key[1:].partition(KEY_SEPARATOR)
+    return node, kind
 
 
 FILTER_COLUMNS = ("node", "network", "source", "net")

@@ -6,6 +6,8 @@ history does not hold is "—"; a block whose hour has no samples says "no sampl
 
 from __future__ import annotations
 
+import json
+
 from rich.text import Text
 
 from cache.db import iso
@@ -86,8 +88,17 @@ def columns() -> list[Column]:
 
 
 def row_key(miss: Miss) -> str:
-    """Unique per block and device (a node may carry several devices)."""
-    return f"{miss.who}\x1f{miss.device_id}\x1f{iso(miss.at)}"
+    """Unique per block and device (a node may carry several devices), whatever the names hold.
+
+    JSON, not the names joined by a separator: a copied cache may hold any character in them,
+    and two rows with one key would be refused by the table.
+    """
+    return json.dumps([miss.who, miss.device_id, iso(miss.at)])
+
+
+def key_who(key: str) -> str:
+    """The node (or unlabelled device) of a :func:`row_key`."""
+    return str(json.loads(key)[0])
 
 
 def row(miss: Miss) -> tuple[object, ...]:

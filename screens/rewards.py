@@ -341,7 +341,7 @@ class RewardsScreen(CacheScreen[RewardsData, RewardsOptions]):
     def _open_node(self, event: FleetTable.RowSelected) -> None:
         if (self.by_day and not self.show_misses) or self.data is None:
             return
-        who = event.key.split("\x1f", 1)[0] if self.show_misses else event.key
+        who = misses_view.key_who(event.key) if self.show_misses else event.key
         found = next((f for f in self.data.nodes if f.label == who), None)
         if found is None or found.source_kind is None:
             self.notify("no fleet samples stored for this node", timeout=3, markup=False)

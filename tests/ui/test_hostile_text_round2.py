@@ -390,3 +390,65 @@ def test_an_akash_provider_body_of_corpus_strings_is_stored_clean(tmp_path: Path
             value = getattr(device, key)
             assert value is None or (not RAW.search(value) and len(value) <= 121), (key, value)
         assert device.status is None  # no isOnline boolean: no reading
+
+
+async def test_a_separator_in_a_raw_name_neither_collides_nor_opens_another_node(
+    tmp_path: Path,
+) -> None:
+    """Row keys join name and kind (and device, block) with U+001F, which the store never lets
+    into a name; a copied cache can hold it: two rows must not get one key (the table refuses
+    duplicate keys), and Enter opens the row's own node."""
+    db = tmp_path / "cache.db"
+    conn = open_writer(db)
+    try:
+        nodes = [
+            NodeSample(node="x", source_kind="promql", up=True, cpu_pct=10.0),
+            NodeSample(node="y", source_kind="exporter", up=True, cpu_pct=20.0),
+        ]
+        write_poll(conn, PollRecord("fleet", FLEET_AT, FLEET_AT, reading=Reading(nodes=nodes)))
+        rewards = [
+            Reward(
+                network="io.net",
+                device_id=device,
+                node=node,
+                at=BLOCK,
+                amount=0.0,
+                token="IO",
+                source=f"io.net block {BLOCK:%Y-%m-%dT%H:%M:%S}",
+                status="Failed",
+            )
+            for node, device in (("a", "b"), ("c", "d"))
+        ]
+        reading = Reading(rewards=rewards)
+        write_poll(conn, PollRecord("ionet-devices", DEVICES_AT, DEVICES_AT, reading=reading))
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            for table in ("node_samples", "nodes", "node_usage_hours"):  # "x␟promql", raw
+                conn.execute(f"UPDATE {table} SET node = ? WHERE node = 'y'", ("x\x1fpromql",))
+            # ("a␟b", "c") and ("a", "b␟c"): one key if joined as they are
+            update = "UPDATE rewards SET node = ?, device_id = ? WHERE node = ?"
+            conn.execute(update, ("a\x1fb", "c", "a"))
+            conn.execute(update, ("a", "b\x1fc", "c"))
+            conn.execute("COMMIT")
+    finally:
+        conn.close()
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await settle(pilot)
+        table = app.screen.query_one(FleetTable)
+        assert table.visible_count == 2
+        opened = set()
+        for _ in range(2):
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, NodeScreen)
+            opened.add((app.screen.node_name, app.screen.source_kind))
+            await pilot.press("escape", "down")
+            await settle(pilot)
+        assert opened == {("x", "promql"), ("x\x1fpromql", "exporter")}
+        await pilot.press("5", "m")
+        await settle(pilot)
+        assert isinstance(app.screen, RewardsScreen) and app.screen.show_misses
+        assert app.screen.query_one(FleetTable).visible_count == 2
+        assert app.is_running
