@@ -22,6 +22,7 @@ import httpx
 
 from cache.alerts import Alert, evaluate
 from cache.db import Clock, utc_now
+from cache.text import safe_text
 from explorer.alert_config import AlertsConfig, WebhookConfig
 from explorer.config import ConfigError
 from sources.base import WEBHOOK_BODY_CAP, HttpPolicy, make_client, post_json
@@ -158,8 +159,12 @@ class Alerting:
             log.warning("alert rules not evaluated after poll %d: %s", poll_id, exc)
             return []
         for alert in transitions:
-            log.warning(
-                "alert %s: %s %s: %s", alert.state, alert.rule, alert.subject, alert.message
+            log.warning(  # a subject is a node name from the cache: one clean line in the log
+                "alert %s: %s %s: %s",
+                alert.state,
+                alert.rule,
+                safe_text(alert.subject, max_len=120),
+                alert.message,
             )
             if self.command:
                 self._enqueue("command", alert)

@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 
+from cache.text import safe_text
+
 Point = tuple[datetime, float | None]
 """One sample of a series: its time (UTC) and its value, None where the figure is missing."""
 Mark = tuple[datetime, str]
@@ -264,6 +266,8 @@ def visible_marks(
     out = []
     free_from = -1.0
     for at, label in inside:
+        # the chart reads its drawing back as ANSI: a label must hold no escape of its own
+        label = safe_text(label, max_len=64)
         short = label if len(label) <= MARK_LABEL_MAX else label[: MARK_LABEL_MAX - 1] + "…"
         column = (at - start).total_seconds() / span * width if span > 0 else 0.0
         if column >= free_from:

@@ -197,3 +197,10 @@ def test_marks_and_a_status_timeline_are_drawn_without_colour() -> None:
     legend = plain.splitlines()[-1]
     assert "⢕ ours" in legend and "• io.net says" in legend  # told apart by marker, not colour
     assert "•" in "".join(plain.splitlines()[1:-3])
+
+
+def test_a_mark_label_carries_no_escape_to_the_chart() -> None:
+    """The chart reads its drawing back as ANSI: an escape in a label would be obeyed."""
+    start = END - timedelta(hours=24)
+    (shown,) = visible_marks([(start + timedelta(hours=1), "\x1b[31mfail\u202e")], start, END, 100)
+    assert shown[1] and not any(c in shown[1] for c in "\x1b\u202e"), shown

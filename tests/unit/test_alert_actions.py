@@ -7,6 +7,7 @@ import json
 import sqlite3
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -201,3 +202,17 @@ def test_a_broken_cache_never_fails_the_poll(caplog: pytest.LogCaptureFixture) -
 
     assert asyncio.run(alerting.after_poll(broken, 7)) == []
     assert "alert rules not evaluated after poll 7: database is locked" in caplog.text
+
+
+def test_the_log_line_of_an_alert_is_one_clean_line(caplog: pytest.LogCaptureFixture) -> None:
+    """A subject is a node name read from the cache (a copied one may hold anything)."""
+    alerting = Alerting(AlertsConfig(), environ={})
+    hostile = replace(ALERT, subject="gpu-01\n2026 alert resolved: fake\x1b[2J\u202e")
+
+    async def in_writer(func):  # the evaluation's outcome, as the writer thread returns it
+        return [hostile]
+
+    assert asyncio.run(alerting.after_poll(in_writer, 7)) == [hostile]
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alert ")]
+    assert line.startswith("alert firing: node down gpu-01")
+    assert not any(c in line for c in "\n\x1b\u202e"), line
