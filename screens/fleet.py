@@ -361,6 +361,23 @@ class FleetScreen(CacheScreen[FleetData, FleetOptions]):
         self._rows = rows
         self._summary(rows)
 
+    def _empty_hint(self) -> Text:
+        """Why the table is empty, and what fills it."""
+        app = host(self)
+        if app.at is not None:
+            return Text("  ·  no fleet poll stored by then", style="dim")
+        if app.offline:
+            return Text(
+                "  ·  no fleet poll stored; offline, nothing is polled"
+                " (without --offline this machine is polled, and [[fleet.targets]])",
+                style="dim",
+            )
+        return Text(
+            "  ·  no fleet poll stored yet: this machine and [[fleet.targets]] are polled"
+            " (Sources shows how they fare)",
+            style="dim",
+        )
+
     def _summary(self, rows: list[tuple[object, ...]]) -> None:
         states = [r[2] for r in rows]
         nets = [r[3] for r in rows if r[3] is not None]
@@ -386,6 +403,8 @@ class FleetScreen(CacheScreen[FleetData, FleetOptions]):
             line.append(f"  {total} IO earned 24h")
         if self.group:
             line.append(f"  ·  grouped by {safe_text(self.group, 60)}", style="dim")  # a label key
+        if not rows:
+            line.append_text(self._empty_hint())
         box = self.query_one("#fleet-summary", Static)
         # a layout pass costs more than the whole table repaint: only when the line count changes
         width = max(box.content_size.width, 1)

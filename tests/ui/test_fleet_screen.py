@@ -258,3 +258,20 @@ async def test_tokens_and_label_keys_from_a_copied_cache_are_sanitised(tmp_path:
         await settle(pilot)
         ionet = str(app.screen.query_one("#node-ionet", Static).render())
         assert "IO" in ionet and "\x1b" not in ionet and "\x07" not in ionet
+
+
+async def test_an_empty_fleet_says_why_and_what_fills_it(tmp_path: Path) -> None:
+    for offline, said in (
+        (True, "no fleet poll stored; offline, nothing is polled"),
+        (False, "no fleet poll stored yet: this machine and [[fleet.targets]] are polled"),
+    ):
+        app = make_app(tmp_path, offline=offline)  # no poll runs: poll=False
+        async with app.run_test(size=(120, 40)) as pilot:
+            await open_fleet(pilot)
+            summary = str(app.screen.query_one("#fleet-summary", Static).render())
+            assert summary.startswith("0 nodes") and said in summary, summary
+    store_fleet(tmp_path / "cache.db")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_fleet(pilot)
+        assert "no fleet poll" not in str(app.screen.query_one("#fleet-summary", Static).render())
