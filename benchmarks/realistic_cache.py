@@ -41,16 +41,64 @@ from cache.db import SCHEMA_VERSION, iso, open_writer  # noqa: E402
 from cache.usage import fill_usage_hours  # noqa: E402
 from sources.figures import NODE_VALUE_FIELDS  # noqa: E402
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: network figures under the names and units the sources store
 NODES = 500
 RAW_DAYS = 7
 ROLLUP_DAYS = 90
 COINS = 250
-NETWORKS = {
-    "ionet": ("io.net", ["devices", "gpus", "gpus_available", "clusters", "utilization"]),
-    "akash": ("akash", ["providers", "gpus", "gpus_leased", "leases", "spend_usd_day"]),
-    "filecoin": ("filecoin", ["miners", "power_eib", "price_usd"]),
-    "helium": ("helium", ["iot_hotspots", "mobile_hotspots"]),
+Figure = tuple[str, str, float, float]
+"""(metric, unit, low, high): a figure the network's source stores, and the range of its values."""
+NETWORKS: dict[str, tuple[str, list[Figure]]] = {
+    # the metric names and units the sources store, magnitudes of late 2026
+    "ionet": (
+        "io.net",
+        [
+            ("devices_total", "count", 300_000, 330_000),
+            ("devices_active", "count", 20_000, 30_000),
+            ("gpus_total", "count", 290_000, 320_000),
+            ("gpus_active", "count", 18_000, 28_000),
+            ("gpus_verified", "count", 90_000, 110_000),
+            ("cpus_total", "count", 10_000, 12_000),
+            ("cpus_active", "count", 1_000, 2_000),
+            ("gpu_utilization_pct", "%", 6, 10),
+            ("clusters_running", "count", 2_000, 4_000),
+            ("earnings_total", "USD", 2e7, 3e7),
+            ("compute_hours_total", "h", 1e8, 1.2e8),
+        ],
+    ),
+    "akash": (
+        "akash",
+        [
+            ("providers_active", "count", 60, 90),
+            ("gpus_total", "count", 700, 900),
+            ("gpus_active", "count", 400, 700),
+            ("gpus_allocatable", "count", 650, 850),
+            ("gpus_allocated", "count", 400, 700),
+            ("cpus_total", "count", 15_000, 20_000),
+            ("cpus_active", "count", 5_000, 9_000),
+            ("gpu_utilization_pct", "%", 55, 80),
+            ("leases_active", "count", 600, 900),
+            ("spend_daily_usd", "USD", 20_000, 40_000),
+            ("spend_daily_akt", "AKT", 8_000, 15_000),
+        ],
+    ),
+    "filecoin": (
+        "filecoin",
+        [
+            ("miners_active", "count", 1_800, 2_200),
+            ("power_raw_bytes", "bytes", 1.6e19, 1.8e19),
+            ("power_qa_bytes", "bytes", 2.0e19, 2.3e19),
+            ("height", "", 4.4e6, 4.5e6),
+            ("price_usd", "USD", 2.5, 4.5),
+        ],
+    ),
+    "helium": (
+        "helium",
+        [
+            ("hotspots_iot_total", "count", 350_000, 370_000),
+            ("hotspots_mobile_total", "count", 30_000, 40_000),
+        ],
+    ),
 }
 NODE_NETWORKS = ["io.net", "akash", "nosana", "render", "grass"]
 DEFAULT_PATH = DATA_DIR / "realistic.db"
@@ -345,10 +393,11 @@ def generate(path: Path) -> Info:
             flush("market")
         else:
             network, metrics = NETWORKS[source]
-            for metric in metrics:
-                pending["stats"].append(
-                    (poll_id, network, metric, rng.uniform(1, 1e5), "", f"/{metric}")
-                )
+            for metric, unit, low, high in metrics:
+                value = rng.uniform(low, high)
+                if unit in ("count", "bytes") or metric == "height":  # whole numbers
+                    value = float(round(value))
+                pending["stats"].append((poll_id, network, metric, value, unit, f"/{metric}"))
             flush("stats")
     for kind in pending:
         flush(kind, force=True)

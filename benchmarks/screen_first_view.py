@@ -18,7 +18,7 @@ The markers, each text that appears only once that screen's cache read has been 
   starts on the Overview, so this one is measured in a second process per round that starts on
   Rankings (``[ui] start_screen = "rankings"``) and presses 1.
 - Rankings (2): "Coin coin-", the name cell of the table's rows (the generated coins).
-- Networks (3): "mobile hotspots", Helium's figure row (metric names come from the cache).
+- Networks (3): "Hotspots mobile", Helium's figure row (drawn only when the cache holds it).
 - Fleet (4): "node-0001", a row of the fleet table.
 - Rewards (5): "last 24 h to", the title's period end, written only with the read's result.
 - History (6): "What changed", the title with both ends, drawn only with the changes read.
@@ -65,7 +65,7 @@ RANKINGS_START_MARKER = "Coin coin-"
 # (screen, keys, marker) in the order they are visited on an app that starts on the Overview.
 VISITS: list[tuple[str, str, str]] = [
     ("rankings", "2", "Coin coin-"),
-    ("networks", "3", "mobile hotspots"),
+    ("networks", "3", "Hotspots mobile"),
     ("fleet", "4", "node-0001"),
     ("rewards", "5", "last 24 h to"),
     ("history", "6", "What changed"),
