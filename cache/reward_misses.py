@@ -262,9 +262,11 @@ def reward_misses(
     economics has it).
     """
     as_of = until if at is None else at
+    # "+network": not the primary key's network prefix (every io.net row) but the period's
+    # range of the at index; SQLite picks the former without ANALYZE statistics
     sql = (
         "SELECT COALESCE(node, device_id), node, device_id, at, amount, status FROM rewards "
-        "WHERE network = ? AND at >= ? AND at <= ? AND fetched_at <= ?"
+        "WHERE +network = ? AND at >= ? AND at <= ? AND fetched_at <= ?"
     )
     args: list[object] = [NETWORK, iso(since), iso(until), iso(as_of)]
     if node is not None:

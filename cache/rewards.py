@@ -116,8 +116,12 @@ def reward_rows(
     at: datetime | None = None,
     since: datetime | None = None,
     node: str | None = None,
+    device: tuple[str, str] | None = None,
 ) -> list[RewardRow]:
-    """Rewards fetched at or before ``at``, optionally from ``since`` and for one node."""
+    """Rewards fetched at or before ``at``, optionally from ``since`` and for one node or device.
+
+    ``device`` is (network, device id): read through the primary key, that device's rows only.
+    """
     sql = f"SELECT {_REWARD_COLS} FROM rewards WHERE fetched_at <= ?"
     args: list[object] = [_bound(at)]
     if since is not None:
@@ -126,6 +130,9 @@ def reward_rows(
     if node is not None:
         sql += " AND node = ?"
         args.append(node)
+    if device is not None:
+        sql += " AND network = ? AND device_id = ?"
+        args.extend(device)
     sql += " ORDER BY at, network, device_id"
     return [_row(r) for r in conn.execute(sql, args)]
 

@@ -295,11 +295,9 @@ class NodeScreen(CacheScreen[NodeData, NodeOptions]):
         device = _device_for(node, latest_devices(conn, ctx.at)) if node else None
         rewards = []
         if device is not None:
-            rewards = [
-                r
-                for r in reward_rows(conn, at=ctx.now, since=since)
-                if r.device_id == device.device_id
-            ]
+            rewards = reward_rows(
+                conn, at=ctx.now, since=since, device=(device.network, device.device_id)
+            )
         marks: tuple[Mark, ...] = ()
         misses = status = None
         if node is not None:

@@ -146,3 +146,19 @@ def test_export_rewards_keys_json_and_csv(tmp_path: Path) -> None:
     assert lines[0] == ",".join(REWARDS_KEYS)
     assert lines[1].startswith("\"'=HYPERLINK")  # a formula is neutralised
     assert to_csv(rewards_records([]), REWARDS_KEYS) == ",".join(REWARDS_KEYS) + "\n"
+
+
+def test_reward_rows_of_one_device(tmp_path: Path) -> None:
+    """The Node screen reads its device's rows only (through the primary key), node or not."""
+    db = tmp_path / "c.db"
+    other = "0f9e8d7c-6b5a-4938-a7b6-c5d4e3f2a1b0"
+    rewards = [reward(7, 0.25), reward(8, 0.5, node=None), reward(8, 0.3, "rig-08", other)]
+    put(db, T0, Reading(rewards=rewards))
+    conn = open_reader(db)
+    mine = reward_rows(conn, device=("io.net", DEV))
+    assert [(r.at.hour, r.amount) for r in mine] == [(7, 0.25), (8, 0.5)]
+    assert reward_rows(conn, device=("akash", DEV)) == []
+    since = T0.replace(hour=8, minute=0)
+    assert [r.device_id for r in reward_rows(conn, since=since, device=("io.net", other))] == [
+        other
+    ]
