@@ -59,6 +59,10 @@ def latest_devices(conn: sqlite3.Connection, at: datetime | None = None) -> list
         "JOIN polls p ON p.id = d.poll_id ORDER BY d.network, d.device_id",
         (bound,),
     ).fetchall()
+    return _device_rows(rows)
+
+
+def _device_rows(rows: list[Any]) -> list[DeviceRow]:
     return [
         DeviceRow(
             r[0],
@@ -68,6 +72,47 @@ def latest_devices(conn: sqlite3.Connection, at: datetime | None = None) -> list
         )
         for r in rows
     ]
+
+
+def latest_device(
+    conn: sqlite3.Connection,
+    network: str,
+    device_id: str | None,
+    node: str,
+    at: datetime | None = None,
+) -> DeviceRow | None:
+    """One node's device on ``network``, its newest status row stored at or before ``at``.
+
+    By the node's ``device_id`` label (any poll: the device index), else by the node name in
+    the newest poll that stored devices of ``network`` (a name match needs no index: one poll's
+    rows). One device's seeks, where :func:`latest_devices` groups every row ever stored.
+    """
+    bound = _bound_poll_id(conn, at)
+    cols = ", ".join(f"d.{f}" for f in DEVICE_FIELDS)
+    select = f"SELECT d.network, d.device_id, {cols}, p.finished_at FROM devices d "
+    select += "JOIN polls p ON p.id = d.poll_id "
+    if device_id:
+        rows = conn.execute(
+            select + "WHERE d.network = ? AND d.device_id = ? AND d.poll_id <= ? "
+            "ORDER BY d.poll_id DESC LIMIT 1",
+            (network, device_id, bound),
+        ).fetchall()
+        if rows:
+            return _device_rows(rows)[0]
+    # newest first along the primary key ("+network": not the device index's every row)
+    newest = conn.execute(
+        "SELECT poll_id FROM devices WHERE +network = ? AND poll_id <= ? "
+        "ORDER BY poll_id DESC LIMIT 1",
+        (network, bound),
+    ).fetchone()
+    if newest is None:
+        return None
+    rows = conn.execute(
+        select + "WHERE d.poll_id = ? AND d.network = ? AND d.node = ? "
+        "ORDER BY d.device_id LIMIT 1",
+        (newest[0], network, node),
+    ).fetchall()
+    return _device_rows(rows)[0] if rows else None
 
 
 def fleet_devices(conn: sqlite3.Connection) -> dict[str, str]:

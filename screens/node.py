@@ -33,7 +33,7 @@ from cache.network_status import (
 )
 from cache.queries import NodeRow, PollInfo, latest_good_poll, node_history
 from cache.reward_misses import NodeMisses, reward_misses
-from cache.rewards import DeviceRow, RewardRow, latest_devices, reward_rows
+from cache.rewards import DeviceRow, RewardRow, latest_device, reward_rows
 from cache.text import safe_text
 from screens.base import CacheScreen, ReadContext
 from screens.host import host
@@ -193,18 +193,6 @@ def misses_line(misses: NodeMisses | None, span: str) -> Text:
     return out
 
 
-def _device_for(node: NodeRow, devices: list[DeviceRow]) -> DeviceRow | None:
-    """The io.net device of this node: by its ``device_id`` label, else by node name."""
-    device_id = node.labels.get("device_id")
-    for device in devices:
-        if device_id and device.device_id == device_id:
-            return device
-    for device in devices:
-        if device.get("node") == node.node:
-            return device
-    return None
-
-
 def _amount(value: object, token: object = None, private: bool = False) -> str:
     if not isinstance(value, int | float):
         return "—"
@@ -292,7 +280,10 @@ class NodeScreen(CacheScreen[NodeData, NodeOptions]):
             conn, name, kind, since, at=ctx.at, fields=tuple(f for f, _, _ in CHARTS)
         )
         figures = {f: figure_history(history, f, since, ctx.now) for f, _, _ in CHARTS}
-        device = _device_for(node, latest_devices(conn, ctx.at)) if node else None
+        device = None
+        if node is not None:
+            labelled = node.labels.get("device_id")
+            device = latest_device(conn, "io.net", labelled, node.node, ctx.at)
         rewards = []
         if device is not None:
             rewards = reward_rows(

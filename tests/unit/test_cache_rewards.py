@@ -14,6 +14,7 @@ from cache.export import REWARDS_KEYS, rewards_records, to_csv
 from cache.rewards import (
     fleet_devices,
     known_rewards,
+    latest_device,
     latest_devices,
     reward_rows,
     rewards_by_node,
@@ -162,3 +163,28 @@ def test_reward_rows_of_one_device(tmp_path: Path) -> None:
     assert [r.device_id for r in reward_rows(conn, since=since, device=("io.net", other))] == [
         other
     ]
+
+
+def test_latest_device_of_one_node(tmp_path: Path) -> None:
+    """By its device_id label (any poll), else by name in the newest poll; as of T; one network."""
+    db = tmp_path / "c.db"
+    rig = DeviceStatus(network="io.net", device_id=DEV, node="rig-07", status="up")
+    provider = DeviceStatus(network="akash", device_id="akash1abc", node="rig-09", status="up")
+    put(db, T0, Reading(devices=[rig, provider]))
+    later = rig.model_copy(update={"status": "down"})
+    put(db, T0 + timedelta(hours=1), Reading(devices=[later]))
+    other = DeviceStatus(network="io.net", device_id="d-2", node="rig-08", status="up")
+    put(db, T0 + timedelta(hours=2), Reading(devices=[other]))
+    conn = open_reader(db)
+    found = latest_device(conn, "io.net", DEV, "rig-07")
+    assert found is not None and found.get("status") == "down"  # not in the newest poll
+    assert found.fetched_at == T0 + timedelta(hours=1)
+    earlier = latest_device(conn, "io.net", DEV, "rig-07", at=T0 + timedelta(minutes=5))
+    assert earlier is not None and earlier.get("status") == "up"
+    by_name = latest_device(conn, "io.net", None, "rig-08")
+    assert by_name is not None and by_name.device_id == "d-2"
+    assert latest_device(conn, "io.net", None, "rig-07") is None  # not named in the newest poll
+    assert latest_device(conn, "io.net", None, "rig-09") is None  # an Akash provider
+    unknown = latest_device(conn, "io.net", "no-such-id", "rig-08")  # a label of no device
+    assert unknown is not None and unknown.device_id == "d-2"
+    assert latest_device(conn, "io.net", None, "rig-08", at=T0 - timedelta(hours=1)) is None
