@@ -165,7 +165,7 @@ def reward_rows(
 ) -> list[RewardRow]:
     """Rewards fetched at or before ``at``, optionally from ``since`` and for one node or device.
 
-    ``device`` is (network, device id): read through the primary key, that device's rows only.
+    ``device`` is (network, device id): that device's rows only.
     """
     sql = f"SELECT {_REWARD_COLS} FROM rewards WHERE fetched_at <= ?"
     args: list[object] = [_bound(at)]
@@ -176,7 +176,13 @@ def reward_rows(
         sql += " AND node = ?"
         args.append(node)
     if device is not None:
-        sql += " AND network = ? AND device_id = ?"
+        # "+": through the at index when there is a since (one period's rows, stored together),
+        # not the primary key's (network, device) (every block the device ever had, scattered)
+        sql += (
+            " AND +network = ? AND +device_id = ?"
+            if since
+            else " AND network = ? AND device_id = ?"
+        )
         args.extend(device)
     sql += " ORDER BY at, network, device_id"
     return [_row(r) for r in conn.execute(sql, args)]
