@@ -12,7 +12,10 @@ What a cache looks like after a season of use (the performance budgets, docs/per
 - hourly and daily rollups of those nodes for 90 days in ``node_rollups``;
 - rankings: 250 coins every hour for 90 days (2,160 polls, 540,000 ``market`` rows; 7-day
   sparklines where retention keeps them: the last day, then one snapshot a day); the four public
-  networks every hour for 90 days (``network_stats``).
+  networks every hour for 90 days (``network_stats``);
+- io.net: every io.net node of the fleet (about a fifth) labelled with its device id, the
+  devices polled hourly for 90 days (``devices``: status, uptime, 7-day block counts) and each
+  hour's block reward stored (``rewards``: most paid, about 5 % failed, 2 % not in the block).
 
 The schema comes from ``cache.db.open_writer``; rows are bulk-inserted with ``executemany`` in one
 transaction with the journal off, and the file is put back in WAL mode at the end. A JSON file
@@ -28,6 +31,7 @@ import math
 import random
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,10 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import DATA_DIR  # noqa: E402
 from cache.db import SCHEMA_VERSION, iso, open_writer  # noqa: E402
+from cache.store import DEVICE_FIELDS  # noqa: E402
 from cache.usage import fill_usage_hours  # noqa: E402
 from sources.figures import NODE_VALUE_FIELDS  # noqa: E402
 
-GENERATOR_VERSION = 3  # 3: network figures under the names and units the sources store
+GENERATOR_VERSION = 4  # 3: network figures as the sources name them; 4: io.net devices, rewards
 NODES = 500
 RAW_DAYS = 7
 ROLLUP_DAYS = 90
@@ -162,6 +167,8 @@ class _Node:
     disk: float
     uptime0: float
     power: float
+    device_id: str | None = None
+    """The io.net device id the node is labelled with (io.net nodes only)."""
 
 
 def _nodes(rng: random.Random) -> list[_Node]:
@@ -180,7 +187,71 @@ def _nodes(rng: random.Random) -> list[_Node]:
                 rng.uniform(80, 350),
             )
         )
+        if out[-1].network == "io.net":
+            out[-1].device_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     return out
+
+
+REWARD_IO = 0.25
+"""A paid block's reward (IO), before the hour's jitter."""
+
+
+def _ionet_rows(
+    poll_id: int, moment: datetime, finished: datetime, nodes: list[_Node], rng: random.Random
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """One hourly io.net devices poll: each device's status row, and the last hour's reward."""
+    devices: list[tuple[object, ...]] = []
+    rewards: list[tuple[object, ...]] = []
+    block = moment - timedelta(hours=1)
+    block_id = f"{int(block.timestamp() // 3600)}"
+    for n in nodes:
+        if n.device_id is None:
+            continue
+        up = rng.random() > 0.01
+        fields: dict[str, object] = {
+            "node": n.name,
+            "name": f"{n.name}-worker",
+            "status": "up" if up else "down",
+            "uptime_pct": round(rng.uniform(90, 100), 1),
+            "connectivity_tier": "tier 3",
+            "hardware": "NVIDIA RTX 4090",
+            "hardware_quantity": n.gpus or 1,
+            "location": "Germany",
+            "earnings_total": round(rng.uniform(100, 900), 2),
+            "earnings_token": "IO",
+            "slashed_total": 0.0,
+            "block_rewards_7d": round(rng.uniform(30, 42), 2),
+            "blocks_earned_7d": rng.randint(150, 168),
+            "blocks_failed_7d": rng.randint(0, 10),
+            "blocks_missed_7d": rng.randint(0, 5),
+            "jobs_running": rng.randint(0, 2),
+            "compute_hours": round(rng.uniform(100, 2000), 1),
+            "error": None,
+        }
+        devices.append((poll_id, "io.net", n.device_id, *(fields[f] for f in DEVICE_FIELDS)))
+        luck = rng.random()
+        amount, status = (
+            (0.0, "Failed")
+            if luck < 0.05
+            else (0.0, "not in block")
+            if luck < 0.07
+            else (REWARD_IO * rng.uniform(0.9, 1.1), "Success")
+        )
+        rewards.append(
+            (
+                poll_id,
+                "io.net",
+                n.device_id,
+                n.name,
+                iso(block),
+                amount,
+                "IO",
+                f"io.net block {block_id}",
+                status,
+                iso(finished),
+            )
+        )
+    return devices, rewards
 
 
 def _sample_rows(
@@ -322,7 +393,7 @@ def generate(path: Path) -> Info:
         moment += timedelta(minutes=1)
     moment = long_start
     while moment <= end:
-        events.extend((moment, source) for source in ("coingecko", *NETWORKS))
+        events.extend((moment, source) for source in ("coingecko", *NETWORKS, "ionet-devices"))
         moment += timedelta(hours=1)
     events.sort(key=lambda e: e[0])
 
@@ -335,6 +406,8 @@ def generate(path: Path) -> Info:
         "samples": f"INSERT INTO node_samples VALUES ({values})",
         "market": "INSERT INTO market VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         "stats": "INSERT INTO network_stats VALUES (?,?,?,?,?,?)",
+        "devices": f"INSERT INTO devices VALUES ({','.join('?' * (3 + len(DEVICE_FIELDS)))})",
+        "rewards": "INSERT INTO rewards VALUES (?,?,?,?,?,?,?,?,?,?)",
     }
     pending: dict[str, list[tuple[object, ...]]] = {kind: [] for kind in sql}
 
@@ -349,7 +422,8 @@ def generate(path: Path) -> Info:
     conn.execute("BEGIN")
     for poll_id, (moment, source) in enumerate(events, start=1):
         finished = moment + timedelta(seconds=2)
-        items = NODES if source == "fleet" else COINS if source == "coingecko" else 5
+        devices = sum(1 for n in nodes if n.device_id)
+        items = {"fleet": NODES, "coingecko": COINS, "ionet-devices": devices}.get(source, 5)
         conn.execute(
             "INSERT INTO polls (id, source, started_at, finished_at, data_at, status, latency_ms, "
             "items) VALUES (?,?,?,?,?,'ok',?,?)",
@@ -391,6 +465,12 @@ def generate(path: Path) -> Info:
                     )
                 )
             flush("market")
+        elif source == "ionet-devices":
+            device_rows, reward_rows = _ionet_rows(poll_id, moment, finished, nodes, rng)
+            pending["devices"].extend(device_rows)
+            pending["rewards"].extend(reward_rows)
+            flush("devices")
+            flush("rewards")
         else:
             network, metrics = NETWORKS[source]
             for metric, unit, low, high in metrics:
@@ -407,7 +487,11 @@ def generate(path: Path) -> Info:
             n.name,
             "exporter",
             n.network,
-            json.dumps({"network": n.network, "region": f"r{i % 7}"}, sort_keys=True),
+            json.dumps(
+                {"network": n.network, "region": f"r{i % 7}"}
+                | ({"device_id": n.device_id} if n.device_id else {}),
+                sort_keys=True,
+            ),
             first_fleet,
             last_fleet,
         )
