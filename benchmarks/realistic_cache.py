@@ -46,11 +46,19 @@ from cache.store import DEVICE_FIELDS  # noqa: E402
 from cache.usage import fill_usage_hours  # noqa: E402
 from sources.figures import NODE_VALUE_FIELDS  # noqa: E402
 
-GENERATOR_VERSION = 4  # 3: network figures as the sources name them; 4: io.net devices, rewards
+GENERATOR_VERSION = 5  # 3: network figures as the sources name them; 4: io.net devices, rewards
+# 5: the four polled networks' coins under their CoinGecko ids (Rankings' per-device columns)
 NODES = 500
 RAW_DAYS = 7
 ROLLUP_DAYS = 90
 COINS = 250
+REAL_COINS = {3: "io-net", 20: "akash-network", 45: "filecoin", 110: "helium"}
+COIN_NAMES = {
+    "io-net": ("IO", "io.net"),
+    "akash-network": ("AKT", "Akash Network"),
+    "filecoin": ("FIL", "Filecoin"),
+    "helium": ("HNT", "Helium"),
+}
 Figure = tuple[str, str, float, float]
 """(metric, unit, low, high): a figure the network's source stores, and the range of its values."""
 NETWORKS: dict[str, tuple[str, list[Figure]]] = {
@@ -400,6 +408,10 @@ def generate(path: Path) -> Info:
     coin_base = [
         (f"coin-{i:03d}", 10 ** rng.uniform(-3, 3), 10 ** rng.uniform(6, 10)) for i in range(COINS)
     ]
+    # The projects whose networks the app polls, at ranks spread down the table, so Rankings
+    # reads their device figures' 90-day history as it does on a real cache.
+    for index, coin in REAL_COINS.items():
+        coin_base[index] = (coin, *coin_base[index][1:])
     sparks = [[_spark(rng, price) for _ in range(4)] for _, price, _ in coin_base]
     values = ",".join("?" * (6 + len(NODE_VALUE_FIELDS)))
     sql = {
@@ -448,8 +460,7 @@ def generate(path: Path) -> Info:
                     (
                         poll_id,
                         coin,
-                        coin[-3:].upper(),
-                        f"Coin {coin}",
+                        *COIN_NAMES.get(coin, (coin[-3:].upper(), f"Coin {coin}")),
                         rank,
                         price * drift,
                         cap * drift,
