@@ -26,13 +26,15 @@ WHY = {
     "no_node": "no node",
 }
 """A node's most common cause we can see, in the Rewards table's 8-cell ``Why`` column."""
+NO_CAUSE = "no cause"
+"""``Why`` of a node whose missed blocks show no cause in our history."""
 MAX_SUMMARY_LINES = 4
 
 
 def _why(value: object) -> Text:
     if not isinstance(value, str):
         return missing()
-    return Text(value, style="dim" if value == "none" else "yellow")
+    return Text(value, style="dim" if value == NO_CAUSE else "yellow")
 
 
 def _block(value: object) -> Text:
@@ -66,7 +68,7 @@ def node_cells(found: NodeMisses | None) -> dict[str, object]:
     """The ``missed`` and ``why`` cells of one node (None: no io.net blocks stored)."""
     if found is None:
         return {"missed": None, "why": None}
-    why = WHY.get(found.seen or "", "none") if found.missed else ""
+    why = WHY.get(found.seen or "", NO_CAUSE) if found.missed else ""
     return {"missed": found.missed, "why": why}
 
 

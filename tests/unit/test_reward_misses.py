@@ -16,9 +16,10 @@ from cache.db import iso, open_reader, open_writer
 from cache.export import REWARDS_KEYS, rewards_export
 from cache.retention import apply_retention
 from cache.retention_policy import RetentionPolicy
-from cache.reward_misses import RewardMisses, io_cause, missed_blocks, reward_misses
+from cache.reward_misses import NodeMisses, RewardMisses, io_cause, missed_blocks, reward_misses
 from cache.rollup import INSERT_ROLLUP, ROLLUP_COLUMNS
 from cache.store import PollRecord, write_poll
+from screens.reward_misses_view import node_cells
 from sources.models import DeviceStatus, NodeSample, Reading, Reward
 
 T = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -368,3 +369,13 @@ def test_hours_rolled_up_by_retention_give_the_same_figures(cache: Path, tmp_pat
     assert miss(after, "gpu-01", 9).figures.read_from == "samples"
     assert miss(after, "gpu-01", 6).figures.read_from == "samples"
     assert miss(after, "gpu-01", 2).figures.read_from == "hour rollup"
+
+
+def test_the_rewards_why_cell_says_no_cause_only_when_blocks_were_missed() -> None:
+    def node(missed: int, seen: str | None) -> NodeMisses:
+        return NodeMisses("gpu-01", 5, missed, {"failed": missed}, seen, 0, "")
+
+    assert node_cells(node(2, None)) == {"missed": 2, "why": "no cause"}
+    assert node_cells(node(2, "down"))["why"] == "down"
+    assert node_cells(node(0, None)) == {"missed": 0, "why": ""}
+    assert node_cells(None) == {"missed": None, "why": None}
