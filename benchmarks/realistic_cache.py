@@ -11,8 +11,9 @@ What a cache looks like after a season of use (the performance budgets, docs/per
   them;
 - hourly and daily rollups of those nodes for 90 days in ``node_rollups``;
 - rankings: 250 coins every hour for 90 days (2,160 polls, 540,000 ``market`` rows; 7-day
-  sparklines where retention keeps them: the last day, then one snapshot a day); the four public
-  networks every hour for 90 days (``network_stats``);
+  sparklines where retention keeps them: the last day, then one snapshot a day), four of them
+  under the CoinGecko ids of the networks the app polls (Rankings' per-device columns); the four
+  public networks every hour for 90 days (``network_stats``);
 - io.net: every io.net node of the fleet (about a fifth) labelled with its device id, the
   devices polled hourly for 90 days (``devices``: status, uptime, 7-day block counts) and each
   hour's block reward stored (``rewards``: most paid, about 5 % failed, 2 % not in the block).
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import DATA_DIR  # noqa: E402
 from cache.db import SCHEMA_VERSION, iso, open_writer  # noqa: E402
+from cache.device_growth import COIN_NETWORKS  # noqa: E402
 from cache.store import DEVICE_FIELDS  # noqa: E402
 from cache.usage import fill_usage_hours  # noqa: E402
 from sources.figures import NODE_VALUE_FIELDS  # noqa: E402
@@ -52,7 +54,8 @@ NODES = 500
 RAW_DAYS = 7
 ROLLUP_DAYS = 90
 COINS = 250
-REAL_COINS = {3: "io-net", 20: "akash-network", 45: "filecoin", 110: "helium"}
+REAL_COIN_INDEXES = (3, 20, 45, 110)
+"""Where the coins of the networks the app polls (COIN_NETWORKS, in its order) sit in the table."""
 COIN_NAMES = {
     "io-net": ("IO", "io.net"),
     "akash-network": ("AKT", "Akash Network"),
@@ -410,7 +413,7 @@ def generate(path: Path) -> Info:
     ]
     # The projects whose networks the app polls, at ranks spread down the table, so Rankings
     # reads their device figures' 90-day history as it does on a real cache.
-    for index, coin in REAL_COINS.items():
+    for index, coin in zip(REAL_COIN_INDEXES, COIN_NETWORKS, strict=True):
         coin_base[index] = (coin, *coin_base[index][1:])
     sparks = [[_spark(rng, price) for _ in range(4)] for _, price, _ in coin_base]
     values = ",".join("?" * (6 + len(NODE_VALUE_FIELDS)))
@@ -432,9 +435,9 @@ def generate(path: Path) -> Info:
     first_fleet = last_fleet = 0
     day_ago = end - timedelta(days=1)
     conn.execute("BEGIN")
+    devices = sum(1 for n in nodes if n.device_id)
     for poll_id, (moment, source) in enumerate(events, start=1):
         finished = moment + timedelta(seconds=2)
-        devices = sum(1 for n in nodes if n.device_id)
         items = {"fleet": NODES, "coingecko": COINS, "ionet-devices": devices}.get(source, 5)
         conn.execute(
             "INSERT INTO polls (id, source, started_at, finished_at, data_at, status, latency_ms, "
